@@ -1,0 +1,1 @@
+"""What JupyterHub loads for the enclave, and the `enclave` admin command."""

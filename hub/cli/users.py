@@ -1,0 +1,55 @@
+"""`enclave user add|list|disable|reset-mfa`."""
+
+from __future__ import annotations
+
+from hub import accounts, db
+from hub.cli.context import load
+from hub.cli.util import actor, print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("user", help="manage accounts")
+    s = p.add_subparsers(dest="user_cmd", required=True)
+    a = s.add_parser("add", help="create an account; prints its one-time enrolment URL last")
+    a.add_argument("name")
+    a.add_argument("--role", required=True, help="researcher, steward or admin")
+    a.set_defaults(func=_add)
+    s.add_parser("list", help="list accounts").set_defaults(func=_list)
+    d = s.add_parser("disable", help="disable an account (it can no longer log in)")
+    d.add_argument("name")
+    d.set_defaults(func=_disable)
+
+
+def enrolment_url(settings, token: str) -> str:
+    return f"{settings.public_url}/hub/enrol/{token}"
+
+
+def _add(args) -> int:
+    s = load(args)
+    role = accounts.parse_role(args.role)
+    with db.transaction(s.database_url) as session:
+        account, token = accounts.add(session, actor(), args.name, role, s.auth.enrolment_valid_hours)
+    print(f"created {account.role.value} '{account.username}'; enrolment link valid "
+          f"{s.auth.enrolment_valid_hours:g} h, usable once:")
+    print(enrolment_url(s, token))
+    return 0
+
+
+def _list(args) -> int:
+    s = load(args)
+    with db.transaction(s.database_url) as session:
+        rows = [
+            (a.username, a.role.value, a.status.value, "yes" if a.totp_secret and a.enrolled_at else "no",
+             a.locked_until.isoformat(timespec="seconds") if a.locked_until else "")
+            for a in accounts.list_all(session)
+        ]
+    print_table(["user", "role", "status", "mfa", "locked until"], rows)
+    return 0
+
+
+def _disable(args) -> int:
+    s = load(args)
+    with db.transaction(s.database_url) as session:
+        accounts.disable(session, actor(), args.name)
+    print(f"disabled '{args.name}'")
+    return 0

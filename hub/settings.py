@@ -1,0 +1,227 @@
+"""Operator settings: one TOML file, every key declared once with help, default and security effect.
+
+The file is found at $ENCLAVE_CONFIG, else ./enclave.toml, else built-in defaults are used.  Top-level
+keys belong to the ``[enclave]`` section; every other TOML table maps to one ``Configurable`` below.
+Unknown sections or keys, and values that do not validate, stop start-up with a message saying what
+to fix, so a typo never silently weakens a security setting.
+
+``enclave settings docs`` prints the README table from these declarations.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from traitlets import Bool, Float, Integer, List, TraitError, Unicode, validate
+from traitlets.config import Config, Configurable
+
+
+class SettingsError(Exception):
+    """A settings file that cannot be used; the message says what to change."""
+
+
+class EnclaveSection(Configurable):
+    """[enclave] (or top level): where the enclave keeps its state."""
+
+    state_dir = Unicode(
+        ".enclave",
+        help="Folder for the database, secrets, workspaces and the quarantine store. Relative paths "
+        "are taken from the settings file's folder (or the working directory with no file). "
+        "Security: holds the MFA key and project pseudonym keys; keep it readable by root only.",
+    ).tag(config=True)
+
+    public_url = Unicode(
+        "",
+        help="URL people use to reach the enclave, used in enrolment links. Empty: "
+        "http://<hub.bind>:<hub.port>.",
+    ).tag(config=True)
+
+
+class HubSection(Configurable):
+    """[hub]: where JupyterHub listens."""
+
+    bind = Unicode(
+        "127.0.0.1",
+        help="Address the public proxy listens on. Security: keep loopback behind a TLS reverse "
+        "proxy; never expose plain HTTP.",
+    ).tag(config=True)
+
+    port = Integer(8000, help="Port the public proxy listens on.").tag(config=True)
+
+    api_port = Integer(
+        8081,
+        help="Port of the hub's internal API (the only host port notebook containers may reach).",
+    ).tag(config=True)
+
+    db_url = Unicode(
+        "",
+        help="SQLAlchemy URL of JupyterHub's own database. Empty: jupyterhub.sqlite in state_dir.",
+    ).tag(config=True)
+
+    @validate("port", "api_port")
+    def _valid_port(self, proposal):
+        if not 1 <= proposal["value"] <= 65535:
+            raise TraitError(f"{proposal['trait'].name} must be between 1 and 65535")
+        return proposal["value"]
+
+
+class DatabaseSection(Configurable):
+    """[database]: the enclave's own database (accounts, projects, audit, review queue)."""
+
+    url = Unicode(
+        "",
+        help="SQLAlchemy URL. Empty: SQLite file enclave.sqlite in state_dir. PostgreSQL: "
+        "postgresql+psycopg2://user:password@host/dbname.",
+    ).tag(config=True)
+
+
+class AuthSection(Configurable):
+    """[auth]: login, MFA and lockout."""
+
+    lockout_threshold = Integer(
+        5, help="Failed logins in a row after which an account is locked."
+    ).tag(config=True)
+    lockout_minutes = Float(
+        15.0, help="Minutes an account stays locked (survives hub restarts)."
+    ).tag(config=True)
+    ip_max_failures = Integer(
+        20, help="Failed logins from one source address within ip_window_minutes before it is throttled."
+    ).tag(config=True)
+    ip_window_minutes = Float(
+        15.0, help="Window (minutes) for counting failures per source address; also how long it is throttled."
+    ).tag(config=True)
+    enrolment_valid_hours = Float(
+        72.0, help="Hours an enrolment link stays valid."
+    ).tag(config=True)
+    totp_issuer = Unicode(
+        "Research enclave", help="Issuer name shown in authenticator apps."
+    ).tag(config=True)
+    argon2_memory_kib = Integer(
+        19456,
+        help="Argon2id memory cost for password hashes in KiB (OWASP minimum 19 MiB). "
+        "Security: lower values make stolen hashes cheaper to crack.",
+    ).tag(config=True)
+    argon2_time_cost = Integer(2, help="Argon2id iterations (OWASP: 2 with 19 MiB).").tag(config=True)
+
+    @validate("argon2_memory_kib")
+    def _kdf_floor(self, proposal):
+        if proposal["value"] < 19456:
+            raise TraitError("argon2_memory_kib below OWASP's 19456 KiB is refused")
+        return proposal["value"]
+
+
+class OIDCSection(Configurable):
+    """[oidc]: optional institutional single sign-on (OpenID Connect)."""
+
+    enabled = Bool(False, help="Log in through the institution's IdP instead of local passwords.").tag(
+        config=True
+    )
+    issuer = Unicode("", help="Issuer URL; endpoints are read from its discovery document.").tag(
+        config=True
+    )
+    client_id = Unicode("", help="Client id registered at the IdP.").tag(config=True)
+    client_secret = Unicode("", help="Client secret registered at the IdP.").tag(config=True)
+    username_claim = Unicode(
+        "preferred_username", help="id_token claim that names the enclave account."
+    ).tag(config=True)
+    mfa_amr_values = List(
+        Unicode(),
+        ["mfa", "otp", "hwk", "swk"],
+        help="amr values in a signature-verified id_token that count as MFA done at the IdP "
+        "(then the enclave TOTP is not asked).",
+    ).tag(config=True)
+    mfa_acr_values = List(
+        Unicode(),
+        [],
+        help="acr values that count as MFA done at the IdP.",
+    ).tag(config=True)
+
+
+SECTIONS: dict[str, type[Configurable]] = {
+    "enclave": EnclaveSection,
+    "hub": HubSection,
+    "database": DatabaseSection,
+    "auth": AuthSection,
+    "oidc": OIDCSection,
+}
+
+
+class Settings:
+    """All sections, loaded and validated; attribute per section (settings.hub.port)."""
+
+    def __init__(self, data: dict | None = None, base_dir: Path | None = None, source: str = "defaults"):
+        self.source = source
+        data = dict(data or {})
+        top = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+        tables.setdefault("enclave", {}).update(top)
+        cfg = Config()
+        for name, values in tables.items():
+            cls = SECTIONS.get(name)
+            if cls is None:
+                raise SettingsError(
+                    f"{source}: unknown section [{name}]; known sections: {', '.join(sorted(SECTIONS))}"
+                )
+            known = set(cls.class_own_traits(config=True)) | set(cls.class_traits(config=True))
+            for key in values:
+                if key not in known:
+                    raise SettingsError(
+                        f"{source}: unknown key '{key}' in [{name}]; known keys: {', '.join(sorted(known))}"
+                    )
+            cfg[cls.__name__] = Config(values)
+        for name, cls in SECTIONS.items():
+            try:
+                setattr(self, name, cls(config=cfg))
+            except TraitError as exc:
+                raise SettingsError(f"{source}: [{name}] {exc}") from None
+        base = base_dir or Path.cwd()
+        state = Path(self.enclave.state_dir).expanduser()
+        self.state_dir: Path = (state if state.is_absolute() else base / state).resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.state_dir / 'enclave.sqlite'}"
+
+    @property
+    def hub_db_url(self) -> str:
+        return self.hub.db_url or f"sqlite:///{self.state_dir / 'jupyterhub.sqlite'}"
+
+    @property
+    def public_url(self) -> str:
+        return (self.enclave.public_url or f"http://{self.hub.bind}:{self.hub.port}").rstrip("/")
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    """Settings from `path`, $ENCLAVE_CONFIG, ./enclave.toml, or defaults, in that order."""
+    if path is None:
+        path = os.environ.get("ENCLAVE_CONFIG") or None
+        if path is None and Path("enclave.toml").is_file():
+            path = "enclave.toml"
+    override = os.environ.get("ENCLAVE_STATE_DIR")
+    if path is None:
+        data, base, source = {}, None, "defaults"
+    else:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {p} does not exist (from ENCLAVE_CONFIG or argument)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{p}: not valid TOML: {exc}") from None
+        base, source = p.resolve().parent, str(p)
+    if override:  # set by `enclave up` for the hub process, which runs from inside state_dir
+        data.pop("state_dir", None)
+        data.setdefault("enclave", {})["state_dir"] = override
+    return Settings(data, base_dir=base, source=source)
+
+
+def docs_markdown() -> str:
+    """Markdown table of every key, generated from the declarations (for the README)."""
+    rows = ["| section | key | default | what it does |", "|---|---|---|---|"]
+    for name, cls in SECTIONS.items():
+        for key, trait in sorted(cls.class_traits(config=True).items()):
+            default = trait.default_value
+            rows.append(f"| [{name}] | `{key}` | `{default!r}` | {trait.help} |")
+    return "\n".join(rows)

@@ -1,0 +1,84 @@
+"""Shared fixtures.
+
+- ``pg_server``   (session) a real PostgreSQL server from Debian's package, started in a temporary
+                  folder on a free loopback port, stopped at the end. Fails (never skips) if it cannot start.
+- ``db_url``      a fresh, empty database per test: parametrized ``sqlite`` and ``postgresql`` for tests
+                  marked ``both_dbs`` (``@pytest.mark.parametrize("db_url", BOTH, indirect=True)``),
+                  SQLite otherwise.
+- ``enclave_env`` an enclave settings file + state folder in tmp_path, on ``db_url``; sets
+                  ENCLAVE_CONFIG for the test. Returns a namespace: config, state_dir, db_url, settings.
+- ``cli``         runs `enclave ...` in-process: ``cli("user", "add", "ann", "--role", "researcher")``
+                  returns (exit_code, stdout, stderr).
+- ``docker_client`` a docker-py client for the real engine; fails the test when no engine answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import types
+
+import pytest
+
+from tests.support.postgres import PostgresServer
+
+BOTH = [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    server = PostgresServer(tmp_path_factory.mktemp("pg"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def db_url(request, tmp_path):
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'enclave.sqlite'}"
+    server = request.getfixturevalue("pg_server")
+    return server.new_database()
+
+
+@pytest.fixture
+def enclave_env(tmp_path, db_url, monkeypatch):
+    from hub import db, settings
+
+    state = tmp_path / "state"
+    config = tmp_path / "enclave.toml"
+    config.write_text(f'state_dir = "{state}"\n\n[database]\nurl = "{db_url}"\n')
+    monkeypatch.setenv("ENCLAVE_CONFIG", str(config))
+    monkeypatch.delenv("ENCLAVE_STATE_DIR", raising=False)
+    s = settings.load(config)
+    db.migrate(s.database_url)
+    return types.SimpleNamespace(config=config, state_dir=state, db_url=s.database_url, settings=s)
+
+
+@pytest.fixture
+def cli(enclave_env):
+    from hub.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+        return code, out.getvalue(), err.getvalue()
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means no engine
+        pytest.fail(f"a Docker engine is required for this test and none answered ({exc}); run scripts/ensure-dockerd.sh")
+    return client

@@ -1,0 +1,34 @@
+"""The hub's own plumbing: where it listens, its database and secrets, the proxy it runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from hub.secrets_store import secrets_dir
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def proxy_command() -> list[str]:
+    local = _REPO / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("configurable-http-proxy")
+    if not found:
+        raise RuntimeError("configurable-http-proxy is not installed: run `make up` (npm ci) first")
+    return [found]
+
+
+def configure(c, s) -> None:
+    secrets = secrets_dir(s.state_dir)
+    c.JupyterHub.bind_url = f"http://{s.hub.bind}:{s.hub.port}"
+    c.JupyterHub.hub_port = s.hub.api_port
+    c.JupyterHub.db_url = s.hub_db_url
+    c.JupyterHub.cookie_secret_file = str(secrets / "jupyterhub_cookie_secret")
+    c.ConfigurableHTTPProxy.auth_token = (secrets / "proxy_auth_token").read_text().strip()
+    c.ConfigurableHTTPProxy.command = proxy_command()
+    c.ConfigurableHTTPProxy.pid_file = str(s.state_dir / "jupyterhub-proxy.pid")
+    c.JupyterHub.pid_file = str(s.state_dir / "jupyterhub.pid")
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.cleanup_servers = True

@@ -30,5 +30,6 @@ def configure(c, s) -> None:
     c.ConfigurableHTTPProxy.command = proxy_command()
     c.ConfigurableHTTPProxy.pid_file = str(s.state_dir / "jupyterhub-proxy.pid")
     c.JupyterHub.pid_file = str(s.state_dir / "jupyterhub.pid")
+    c.JupyterHub.template_paths = [str(Path(__file__).resolve().parent / "templates")]
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.cleanup_servers = True

@@ -139,12 +139,189 @@ class OIDCSection(Configurable):
     ).tag(config=True)
 
 
+def _bytes_trait_check(name: str, value: str) -> str:
+    """Memory sizes are validated at load time so a typo stops start-up (see hub.admission.parse_bytes)."""
+    from hub.admission import parse_bytes
+
+    try:
+        parse_bytes(value)
+    except ValueError as exc:
+        raise TraitError(f"{name}: {exc}") from None
+    return value
+
+
+class SpawnerSection(Configurable):
+    """[spawner]: the per-project notebook containers (see docs/spawner.md)."""
+
+    image = Unicode(
+        "enclave-notebook:latest",
+        help="Docker image every notebook server runs. Must be listed in allowed_images. "
+        "Security: the image decides what software researchers have; it is never pulled from a registry.",
+    ).tag(config=True)
+    allowed_images = List(
+        Unicode(),
+        ["enclave-notebook:latest"],
+        help="The only images a notebook container may run; researchers cannot choose another. "
+        "Security: start-up fails if `image` is not on this list.",
+    ).tag(config=True)
+    mem_limit = Unicode(
+        "4G",
+        help="Memory limit of one notebook container (e.g. 4G, 512M); a project's own mem_limit overrides "
+        "it. Security: bounds what one researcher can take from everyone else.",
+    ).tag(config=True)
+    cpu_limit = Float(
+        1.0, help="CPUs one notebook container may use (a project's cpu_limit overrides it)."
+    ).tag(config=True)
+    pids_limit = Integer(
+        512, help="Maximum processes/threads in one notebook container. Security: stops fork bombs."
+    ).tag(config=True)
+    memory_reserve = Unicode(
+        "2 GiB",
+        help="Memory the host keeps free: a start that would leave less available memory than this "
+        "(counting the new container's mem_limit) is refused with a message instead of slowing everyone.",
+    ).tag(config=True)
+    idle_timeout = Integer(
+        3600,
+        help="Seconds without activity after which jupyterhub-idle-culler stops a notebook server "
+        "(minimum 300). Security: an unattended session does not stay open.",
+    ).tag(config=True)
+    tmpfs_paths = List(
+        Unicode(),
+        ["/tmp", "/home/jovyan"],
+        help="Writable in-memory folders of the otherwise read-only container filesystem (emptied at "
+        "every start). /home/jovyan/work is the persistent workspace mounted over it.",
+    ).tag(config=True)
+    tmpfs_size = Unicode(
+        "256m", help="Size limit of each tmpfs folder (counts towards the container's memory)."
+    ).tag(config=True)
+    start_timeout = Integer(
+        120, help="Seconds a notebook server may take to start before the start is reported as failed."
+    ).tag(config=True)
+    network_prefix = Unicode(
+        "enclave-",
+        help="Prefix of per-project Docker network names (network = prefix + project) and containers.",
+    ).tag(config=True)
+    bridge_prefix = Unicode(
+        "enc-",
+        help="Prefix (at most 8 characters) of the Linux bridge of each project network; the host "
+        "firewall matches bridges by this prefix. Security: change only with `enclave firewall remove` "
+        "first, so no rule is left behind.",
+    ).tag(config=True)
+    firewall = Bool(
+        True,
+        help="Apply the host firewall rules (iptables) when the hub starts. Security: without them a "
+        "container reaches every host service on its gateway address.",
+    ).tag(config=True)
+    firewall_chain = Unicode(
+        "ENCLAVE",
+        help="Prefix of the iptables chains the enclave owns (<prefix>-INPUT, <prefix>-FWD).",
+    ).tag(config=True)
+
+    @validate("mem_limit", "memory_reserve", "tmpfs_size")
+    def _valid_size(self, proposal):
+        return _bytes_trait_check(proposal["trait"].name, proposal["value"])
+
+    @validate("cpu_limit")
+    def _valid_cpu(self, proposal):
+        if not 0 < proposal["value"] <= 1024:
+            raise TraitError("cpu_limit must be a positive number of CPUs, e.g. 1.0 or 0.5")
+        return proposal["value"]
+
+    @validate("pids_limit")
+    def _valid_pids(self, proposal):
+        if proposal["value"] < 32:
+            raise TraitError("pids_limit below 32 leaves Jupyter unable to start kernels")
+        return proposal["value"]
+
+    @validate("idle_timeout")
+    def _valid_idle(self, proposal):
+        if proposal["value"] < 300:
+            raise TraitError("idle_timeout must be at least 300 seconds (the culler checks every minute)")
+        return proposal["value"]
+
+    @validate("bridge_prefix")
+    def _valid_bridge_prefix(self, proposal):
+        import re
+
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,7}", proposal["value"]):
+            raise TraitError("bridge_prefix must be 1-8 lowercase letters, digits or '-', starting with a letter")
+        return proposal["value"]
+
+    @validate("firewall_chain")
+    def _valid_chain(self, proposal):
+        import re
+
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,19}", proposal["value"]):
+            raise TraitError("firewall_chain must be 1-20 letters, digits, '-' or '_'")
+        return proposal["value"]
+
+    @validate("network_prefix")
+    def _valid_network_prefix(self, proposal):
+        import re
+
+        if not re.fullmatch(r"[a-z][a-z0-9_.-]{0,30}", proposal["value"]):
+            raise TraitError("network_prefix must start with a letter and use a-z, 0-9, '_', '.', '-'")
+        return proposal["value"]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.image not in self.allowed_images:
+            raise TraitError(
+                f"image '{self.image}' is not in allowed_images {list(self.allowed_images)}; "
+                "add it there or choose an allowed image"
+            )
+
+
+class EgressSection(Configurable):
+    """[egress]: the output review service at /services/egress/ (see docs/egress.md)."""
+
+    reviewers_required = Integer(
+        2,
+        help="Different stewards who must approve every file before a request is released (never the "
+        "requester). Security: 1 lets a single person release outputs; OpenSAFELY and most TREs use 2.",
+    ).tag(config=True)
+    bind = Unicode(
+        "127.0.0.1",
+        help="Address the review service listens on; JupyterHub's proxy forwards /services/egress/ to it. "
+        "Security: keep it on loopback, people reach it only through the hub's proxy and OAuth.",
+    ).tag(config=True)
+    port = Integer(8091, help="Port the review service listens on (loopback).").tag(config=True)
+    max_files_per_request = Integer(50, help="Most files one release request may hold.").tag(config=True)
+    max_file_mib = Integer(
+        100, help="Largest file (MiB) that may be submitted; bigger outputs are refused at submission."
+    ).tag(config=True)
+    max_request_mib = Integer(
+        500, help="Largest total (MiB) of one release request."
+    ).tag(config=True)
+    preview_rows = Integer(200, help="Table rows shown to stewards in a file preview.").tag(config=True)
+
+    @validate("reviewers_required")
+    def _at_least_one(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError("reviewers_required must be at least 1 (2 is the usual independent check)")
+        return proposal["value"]
+
+    @validate("port")
+    def _valid_port(self, proposal):
+        if not 1 <= proposal["value"] <= 65535:
+            raise TraitError("port must be between 1 and 65535")
+        return proposal["value"]
+
+    @validate("max_files_per_request", "max_file_mib", "max_request_mib", "preview_rows")
+    def _positive(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError(f"{proposal['trait'].name} must be at least 1")
+        return proposal["value"]
+
+
 SECTIONS: dict[str, type[Configurable]] = {
     "enclave": EnclaveSection,
     "hub": HubSection,
     "database": DatabaseSection,
     "auth": AuthSection,
     "oidc": OIDCSection,
+    "spawner": SpawnerSection,
+    "egress": EgressSection,
 }
 
 

@@ -1,0 +1,80 @@
+"""Fingerprints: an output that copies imported rows is found, one that does not is not."""
+
+import io
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from hub import paths
+from ingest import fingerprints as fp
+
+
+def _dataset() -> pa.Table:
+    return pa.table({
+        "PID": ["PAAAA", "PBBBB", "PCCCC", None, "PDDDD"],
+        "age": [34, 55, None, 20, 71],
+        "admitted": pa.array([pd.Timestamp("2020-01-31"), pd.Timestamp("2020-02-01 10:15"), None, None,
+                              pd.Timestamp("2021-06-01")]),
+        "weight": [71.5, 80.0, -0.0, 3.0, 64.25],
+        "ward": ["cardio", " neuro", "", None, "icu"],
+    })
+
+
+@pytest.fixture
+def state(tmp_path):
+    t = _dataset()
+    w = fp.FingerprintWriter("stays", t.column_names, ["PID"])
+    for b in t.to_batches(max_chunksize=2):
+        w.add(b)
+    w.write(paths.fingerprints(tmp_path, "cardio"))
+    return tmp_path
+
+
+def test_rows_copied_through_csv_are_found_and_others_not(state):
+    copied = _dataset().to_pandas()
+    # a researcher's round trip: CSV, column order changed, an extra column, names in other case
+    frame = pd.read_csv(io.StringIO(copied.to_csv(index=False)))
+    frame = frame[["ward", "weight", "admitted", "age", "PID"]].rename(columns={"PID": "pid", "age": "Age"})
+    frame.insert(0, "note", "x")
+    assert fp.find_input_rows(state, "cardio", frame) == [0, 1, 2, 3, 4]
+    frame["pid"] = ["Q1", "Q2", "Q3", "Q4", "Q5"]   # pseudonyms changed: no row is equal any more
+    frame.loc[1, "weight"] = 80.5                    # row 1 no longer equal
+    assert fp.find_input_rows(state, "cardio", frame) == []
+    frame["pid"] = _dataset().column("PID").to_pylist()
+    assert fp.find_input_rows(state, "cardio", frame) == [0, 1, 2, 3, 4]  # via the pseudonym column
+
+
+def test_pseudonym_column_alone_singles_out_records(state):
+    frame = pd.DataFrame({"pid": ["PBBBB", "PZZZZ", None, "PDDDD"], "n": [1, 2, 3, 4]})
+    assert fp.find_input_rows(state, "cardio", frame) == [0, 3]
+
+
+def test_partial_columns_without_pseudonyms_and_aggregates_do_not_match(state):
+    frame = pd.DataFrame({"age": [34, 55], "weight": [71.5, 80.0], "ward": ["cardio", "neuro"]})
+    assert fp.find_input_rows(state, "cardio", frame) == []
+    counts = pd.DataFrame({"ward": ["cardio", "icu"], "n": [12, 40]})
+    assert fp.find_input_rows(state, "cardio", counts) == []
+
+
+def test_other_project_and_empty_frame(state):
+    frame = _dataset().to_pandas()
+    assert fp.find_input_rows(state, "other", frame) == []
+    assert fp.find_input_rows(state, "cardio", frame.iloc[0:0]) == []
+
+
+def test_normalisation_equalities():
+    same = [
+        (pa.array([3, None]), pa.array([3.0, float("nan")])),
+        (pa.array([True, False]), pa.array([1, 0])),
+        (pa.array(["  a b ", ""]), pa.array(["a b", None])),
+        (pa.array([pd.Timestamp("2020-01-31")]), pa.array(["2020-01-31"])),
+        (pa.array([pd.Timestamp("2020-01-31 10:00")]), pa.array(["2020-01-31 10:00:00"])),
+        (pa.array(["xabc", "abc"]).slice(1), pa.array(["abc"])),
+    ]
+    for a, b in same:
+        assert (fp.hash_column(a) == fp.hash_column(b)).all(), (a, b)
+    different = pa.array(["ab", "ba", "a", "b", "", "1", "1.5", "abc", "abd"])
+    hashes = fp.hash_column(different)
+    assert len(set(hashes[:4].tolist() + hashes[5:].tolist())) == 8
+    assert fp.hash_column(pa.array([1]))[0] != fp.hash_column(pa.array(["1"]))[0]

@@ -19,6 +19,7 @@ db.migrate(s.database_url)
 
 CONFIGURERS = [
     "hub.hubconfig",  # proxy, database, cookie secret, ports
+    "hub.authenticator",  # password + TOTP login, enrolment page
 ]
 
 for name in CONFIGURERS:

@@ -1,0 +1,67 @@
+"""EnclaveAuthenticator: JupyterHub's login form with password + TOTP, decided by hub.login.
+
+JupyterHub runs authenticate -> normalize_username -> check_blocked_users -> check_allowed ->
+post_auth_hook; refusals are raised as HTTPError(403, message), which JupyterHub's LoginHandler shows
+on the re-rendered login form. `check_allowed` ends in an explicit deny for anything that is not an
+active enclave account. Roles become JupyterHub groups (researcher / steward / admin).
+"""
+
+from __future__ import annotations
+
+from jupyterhub.auth import Authenticator
+from sqlalchemy import select
+from tornado import web
+from traitlets import Any, Bool, Unicode
+
+from . import db, enrolment, login, passwords
+from .models import Account, AccountStatus
+
+
+class EnclaveAuthenticator(Authenticator):
+    request_otp = Bool(True, help="Always ask for the second factor on the login form.").tag(config=True)
+    otp_prompt = Unicode("Code from your authenticator app (or a recovery code)").tag(config=True)
+    enclave_settings = Any(help="hub.settings.Settings of this enclave (set by hub.authenticator.configure)").tag(
+        config=True
+    )
+
+    # Allow decisions come from the enclave database, not from allowed_users.
+    any_allow_config = Bool(True)
+
+    async def authenticate(self, handler, data):
+        s = self.enclave_settings
+        try:
+            who = await passwords.run(
+                login.password_login, s, data.get("username", ""), data.get("password", ""),
+                data.get("otp", ""), handler.request.remote_ip,
+            )
+        except login.LoginRefused as exc:
+            self.log.warning("Login refused: %s", exc.detail)
+            raise _forbidden(str(exc)) from None
+        return {"name": who.username, "admin": who.role == "admin", "groups": [who.role]}
+
+    def _active(self, username: str) -> bool:
+        with db.transaction(self.enclave_settings.database_url) as session:
+            status = session.execute(select(Account.status).where(Account.username == username)).scalar_one_or_none()
+        return status == AccountStatus.active
+
+    async def check_allowed(self, username, authentication=None):
+        if await passwords.run(self._active, username):
+            return True
+        return False  # explicit deny: not an active enclave account
+
+    def get_handlers(self, app):
+        return super().get_handlers(app) + enrolment.handlers(self.enclave_settings)
+
+
+def _forbidden(message: str) -> web.HTTPError:
+    # No format args are passed, so tornado shows the message exactly as written.
+    return web.HTTPError(403, message)
+
+
+def configure(c, settings) -> None:
+    c.EnclaveAuthenticator.enclave_settings = settings
+    c.JupyterHub.authenticator_class = EnclaveAuthenticator
+    c.Authenticator.manage_groups = True
+    c.Authenticator.enable_auth_state = False
+    # After login people choose a project on the home page; nothing spawns on its own.
+    c.JupyterHub.default_url = "/hub/home"

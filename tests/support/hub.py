@@ -1,0 +1,201 @@
+"""A real JupyterHub (+ configurable-http-proxy) on loopback, started with `enclave up`.
+
+    with RunningHub(enclave_env, settings={"auth": {"ip_max_failures": 3}}) as hub:
+        r = hub.login(requests.Session(), user)          # the real login form, password + TOTP
+        assert r.url.startswith(hub.url + "/hub/home")
+
+`RunningHub` writes free loopback ports (and any extra settings) into the test's settings file, runs
+`.venv/bin/enclave --config FILE up` in its own process group, waits for /hub/login to answer, and on
+exit terminates the whole group (hub and proxy). `.logs()` returns the captured output; the
+`running_hub` fixture (tests/support/fixtures.py) prints it at teardown so a failing test shows it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import requests
+
+from tests.support.postgres import free_port
+from tests.support.users import EnrolledUser, totp_code
+
+REPO = Path(__file__).resolve().parents[2]
+ENCLAVE = REPO / ".venv" / "bin" / "enclave"
+_XSRF_RE = re.compile(r'name="_xsrf"\s+value="([^"]+)"')
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def dump_toml(data: dict) -> str:
+    """Enough TOML for settings files: top-level scalars, then one level of tables."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for name, table in data.items():
+        if isinstance(table, dict):
+            lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def update_settings_file(path: Path, changes: dict[str, dict]) -> None:
+    """Merge {section: {key: value}} into a settings file (other keys are kept)."""
+    data = tomllib.loads(Path(path).read_text())
+    for section, values in changes.items():
+        data.setdefault(section, {}).update(values)
+    Path(path).write_text(dump_toml(data))
+
+
+def xsrf_from(html: str) -> str:
+    m = _XSRF_RE.search(html)
+    if not m:
+        raise AssertionError("no _xsrf field in the page")
+    return m.group(1)
+
+
+class RunningHub:
+    """Context manager around one `enclave up` process group."""
+
+    def __init__(self, env, settings: dict[str, dict] | None = None, timeout: float = 60.0):
+        self.env = env
+        self.config = Path(env.config)
+        self.state_dir = Path(env.state_dir)
+        self.extra = settings or {}
+        self.timeout = timeout
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.config.parent / f"hub-{os.getpid()}-{id(self)}.log"
+        self.port = self.api_port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> RunningHub:
+        if not self.port:
+            self.port, self.api_port = free_port(), free_port()
+            while self.api_port == self.port:
+                self.api_port = free_port()
+        changes = {k: dict(v) for k, v in self.extra.items()}
+        changes.setdefault("hub", {}).update({"bind": "127.0.0.1", "port": self.port, "api_port": self.api_port})
+        update_settings_file(self.config, changes)
+        env = dict(os.environ)
+        env["ENCLAVE_CONFIG"] = str(self.config)
+        env.pop("ENCLAVE_STATE_DIR", None)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(ENCLAVE), "--config", str(self.config), "up"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=str(self.config.parent), start_new_session=True,
+        )
+        log.close()
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the hub exited with status {self.proc.returncode} before answering:\n{self.logs()}")
+            try:
+                r = requests.get(self.url + "/hub/login", timeout=2)
+                if r.status_code == 200:
+                    return
+                last = f"HTTP {r.status_code}"
+            except requests.RequestException as exc:
+                last = type(exc).__name__
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the hub did not answer /hub/login within {self.timeout:.0f} s ({last}):\n{self.logs()}")
+
+    def stop(self) -> None:
+        """Terminate the process group (hub + proxy), then kill what is left."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        # the proxy may outlive the hub for a moment; make sure nothing of the group remains
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports and state (e.g. to show a lock survives)."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> RunningHub:
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop()
+        if exc_type is not None:
+            self.dump_logs()
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def dump_logs(self, out=None) -> None:
+        out = out or sys.stdout
+        print(f"\n===== hub log ({self.log_path}) =====\n{self.logs()}\n===== end of hub log =====", file=out)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    # -- what a person does -------------------------------------------------------------------
+    def login_form(self, http: requests.Session) -> requests.Response:
+        r = http.get(self.url + "/hub/login", timeout=30)
+        r.raise_for_status()
+        return r
+
+    def login(self, http: requests.Session, user: EnrolledUser | None = None, otp: str | None = None, *,
+              username: str | None = None, password: str | None = None) -> requests.Response:
+        """Fill in and post the login form. otp=None: the code the user's app shows now."""
+        page = self.login_form(http)
+        if otp is None:
+            otp = totp_code(user.totp_secret)
+        data = {
+            "_xsrf": xsrf_from(page.text),
+            "username": username if username is not None else user.username,
+            "password": password if password is not None else user.password,
+            "otp": otp,
+        }
+        return http.post(self.url + "/hub/login", data=data, timeout=60)

@@ -19,6 +19,7 @@ db.migrate(s.database_url)
 
 CONFIGURERS = [
     "hub.hubconfig",  # proxy, database, cookie secret, ports
+    "hub.spawner",  # per-project notebook containers, hub API address, firewall, idle culler
     "hub.authenticator",  # password + TOTP login, enrolment page
 ]
 

@@ -18,6 +18,8 @@ COMMAND_MODULES = [
     "hub.cli.users",
     "hub.cli.projects",
     "hub.cli.audit",
+    "hub.cli.firewall",
+    "hub.cli.images",
 ]
 
 

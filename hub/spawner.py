@@ -1,0 +1,266 @@
+"""ProjectSpawner: one hardened notebook container per (user, project), on the project's own network.
+
+The named server's name is the project slug. Before anything touches Docker, `start()` asks the
+enclave database whether this person may work in this project today (hub.permissions) and whether the
+host has memory to spare (hub.admission); a refusal is an HTTP 403/503 whose message the person sees.
+Then: the project network (hub.network) and its gateway, which becomes this server's hub API address;
+the workspace folder; and a container whose security invariants (hub.hardening) are written over any
+`extra_*` configuration and checked on the created container before it starts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+import docker.errors
+from dockerspawner import DockerSpawner
+from dockerspawner.dockerspawner import _deep_merge
+from sqlalchemy import select
+from tornado import web
+from traitlets import Any, Float, Integer, List, Unicode, default
+
+from . import admission, audit, clock, db, network, paths, permissions
+from .errors import PermissionDenied
+from .hardening import Policy, harden, inspect_violations, tmpfs_options, violations
+from .models import Account, Project
+
+
+class ProjectSpawner(DockerSpawner):
+    """DockerSpawner that starts a project's notebook only when the enclave allows it."""
+
+    enclave_db_url = Unicode(config=True, help="The enclave database (accounts, projects).")
+    enclave_state_dir = Unicode(config=True, help="state_dir: workspaces live under it.")
+    hub_api_port = Integer(8081, config=True, help="Port the hub API listens on (0.0.0.0, firewalled).")
+    image_allow_list = List(Unicode(), config=True, help="Images a notebook may run ([spawner] allowed_images).")
+    site_mem_limit = Unicode("4G", config=True, help="Default memory limit ([spawner] mem_limit).")
+    site_cpu_limit = Float(1.0, config=True, help="Default CPU limit ([spawner] cpu_limit).")
+    pids_limit = Integer(512, config=True, help="[spawner] pids_limit.")
+    memory_reserve = Unicode("2 GiB", config=True, help="[spawner] memory_reserve.")
+    tmpfs_paths = List(Unicode(), ["/tmp", "/home/jovyan"], config=True, help="[spawner] tmpfs_paths.")
+    tmpfs_size = Unicode("256m", config=True, help="[spawner] tmpfs_size.")
+    network_prefix = Unicode("enclave-", config=True, help="[spawner] network_prefix.")
+    bridge_prefix = Unicode("enc-", config=True, help="[spawner] bridge_prefix.")
+    memory_probe = Any(None, help="Seam for admission control (hub.admission.MemoryProbe).")
+
+    @default("network_name")
+    def _project_network(self):
+        # Deterministic, so a hub restart that finds a running container still knows its network.
+        return network.network_name(self.network_prefix, self.name) if self.name else "none"
+
+    @default("use_internal_ip")
+    def _internal_ip(self):
+        return True  # internal networks publish no ports: the proxy reaches the container directly
+
+    # -- refusals ----------------------------------------------------------------------------
+    def _audit(self, action: str, detail: dict) -> None:
+        with db.transaction(self.enclave_db_url) as session:
+            audit.record(session, self.user.name, action, self.name or "", detail)
+
+    def _refuse(self, status: int, exc: PermissionDenied) -> web.HTTPError:
+        self.log.warning("refused %s for %s: %s", self.name or "(default)", self.user.name, exc.detail)
+        self._audit("notebook.refused", {"reason": exc.reason, "message": exc.message})
+        err = web.HTTPError(status, "%s", exc.message)
+        err.jupyterhub_message = exc.message  # shown as is on the hub's error page
+        return err
+
+    def _project_facts(self) -> dict:
+        """Read what the start needs from the enclave database, raising PermissionDenied if not allowed."""
+        with db.transaction(self.enclave_db_url) as session:
+            account = session.execute(
+                select(Account).where(Account.username == self.user.name)
+            ).scalar_one_or_none()
+            project = session.execute(select(Project).where(Project.slug == self.name)).scalar_one_or_none()
+            permissions.check_can_spawn(account, project, clock.today())
+            return dict(
+                slug=project.slug,
+                data_dir=project.data_dir,
+                mem_limit=project.mem_limit or self.site_mem_limit,
+                cpu_limit=project.cpu_limit or self.site_cpu_limit,
+            )
+
+    # -- start -------------------------------------------------------------------------------
+    async def start(self):
+        if not self.name:
+            raise self._refuse(
+                403,
+                PermissionDenied(
+                    "Notebooks run per project: open one of your projects from the home page.",
+                    reason="no_project",
+                ),
+            )
+        try:
+            facts = self._project_facts()
+            admission.check_admission(facts["mem_limit"], self.memory_reserve, self.memory_probe)
+        except PermissionDenied as exc:
+            raise self._refuse(503 if exc.reason == "memory_reserve" else 403, exc) from None
+        if self.image not in self.image_allow_list:
+            raise web.HTTPError(500, "%s", f"image {self.image} is not on the allow-list; ask an administrator")
+        data_dir = Path(facts["data_dir"])
+        if not data_dir.is_dir():
+            raise web.HTTPError(
+                500, "%s", f"The data folder of project '{self.name}' is missing on the host; tell an administrator."
+            )
+
+        try:
+            await self.docker("inspect_image", self.image)
+        except docker.errors.ImageNotFound:
+            raise web.HTTPError(
+                500, "%s", f"The notebook image {self.image} is not built on this host; tell an administrator."
+            ) from None
+        gateway = await network.ensure_project_network(self.docker, self.name, self.network_prefix, self.bridge_prefix)
+        self.network_name = network.network_name(self.network_prefix, self.name)
+        self.use_internal_ip = True
+        self.hub_connect_url = f"http://{gateway}:{self.hub_api_port}"
+        self.mem_limit = admission.parse_bytes(facts["mem_limit"])
+        self.cpu_limit = float(facts["cpu_limit"])
+        self._policy = Policy(
+            data_dir=str(data_dir.resolve()),
+            workspace=str(self._ensure_workspace()),
+            network=self.network_name,
+            mem_limit=self.mem_limit,
+            nano_cpus=int(self.cpu_limit * 1e9),
+            pids_limit=self.pids_limit,
+            tmpfs={p: tmpfs_options(p, self.tmpfs_size) for p in self.tmpfs_paths},
+        )
+        ip_port = await super().start()
+        self._audit("notebook.start", {"image": self.image, "mem_limit": self.mem_limit, "cpu_limit": self.cpu_limit})
+        return ip_port
+
+    def _ensure_workspace(self) -> Path:
+        ws = paths.workspace(Path(self.enclave_state_dir), self.name, self.user.name)
+        ws.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        ws.mkdir(exist_ok=True, mode=0o700)
+        os.chown(ws, 1000, 100)
+        os.chmod(ws, 0o700)
+        return ws
+
+    async def create_object(self):
+        """DockerSpawner's create_object, with the invariants applied after every merge and verified."""
+        create_kwargs = dict(
+            image=self.image,
+            environment=self.get_env(),
+            name=self.container_name,
+            command=(await self.get_command()),
+            ports={f"{self.port}/tcp": None},
+            labels={network.LABEL: self.name, "org.enclave.user": self.user.name},
+        )
+        extra_create = await self._resolve(self.extra_create_kwargs)
+        extra_host = await self._resolve(self.extra_host_config)
+        _deep_merge(create_kwargs, extra_create)
+        host_config: dict = {}
+        _deep_merge(host_config, extra_host)
+        harden(create_kwargs, host_config, self._policy)
+        problems = violations(create_kwargs, host_config, self._policy)
+        if problems:  # cannot happen unless harden() is broken: fail closed
+            raise web.HTTPError(500, "%s", "container configuration rejected: " + "; ".join(problems))
+        create_kwargs["host_config"] = self.client.create_host_config(**host_config)
+        obj = await self.docker("create_container", **create_kwargs)
+        info = await self.docker("inspect_container", obj["Id"])
+        problems = inspect_violations(info, self._policy)
+        if problems:
+            await self.docker("remove_container", obj["Id"], force=True)
+            self.log.error("created container breaks invariants: %s", problems)
+            raise web.HTTPError(500, "%s", "the notebook container did not get its security settings; tell an administrator")
+        return obj
+
+    async def _resolve(self, value):
+        value = self._eval_if_callable(value)
+        if inspect.isawaitable(value):
+            value = await value
+        return self._render_templates(value or {})
+
+    async def stop(self, now=False):
+        await super().stop(now=now)
+        if self.name:
+            self._audit("notebook.stop", {})
+
+
+# -- home page ------------------------------------------------------------------------------------
+def home_projects(db_url: str):
+    """template_vars callable: the user's projects with whether they may start and why not."""
+
+    def projects_for(user) -> list[dict]:
+        if user is None or not hasattr(user, "name"):
+            return []
+        from . import projects as projects_service
+
+        rows = []
+        with db.transaction(db_url) as session:
+            account = session.execute(select(Account).where(Account.username == user.name)).scalar_one_or_none()
+            for project in projects_service.projects_of(session, user.name):
+                try:
+                    permissions.check_can_spawn(account, project, clock.today())
+                    refusal = ""
+                except PermissionDenied as exc:
+                    refusal = exc.message
+                spawner = user.spawners.get(project.slug) if hasattr(user, "spawners") else None
+                state = "stopped"
+                if spawner is not None:
+                    if spawner.pending:
+                        state = spawner.pending  # "spawn" or "stop"
+                    elif spawner.ready:
+                        state = "running"
+                rows.append(dict(
+                    slug=project.slug, title=project.title, status=project.status.value,
+                    end_date=project.end_date.isoformat() if project.end_date else "",
+                    refusal=refusal, state=state,
+                ))
+        return rows
+
+    return projects_for
+
+
+# -- configuration ---------------------------------------------------------------------------------
+def configure(c, s) -> None:
+    """Spawner, hub API address, idle culler and home page data from the [spawner] settings."""
+    import sys
+
+    from . import firewall
+
+    sp = s.spawner
+    c.JupyterHub.spawner_class = "hub.spawner.ProjectSpawner"
+    # Containers reach the hub API on their network's gateway; the firewall limits who may connect.
+    c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{s.hub.api_port}"
+    c.JupyterHub.hub_connect_url = f"http://127.0.0.1:{s.hub.api_port}"
+    c.JupyterHub.named_server_limit_per_user = 0
+    c.JupyterHub.redirect_to_server = False  # land on the project list, not a default server
+    c.ProjectSpawner.enclave_db_url = s.database_url
+    c.ProjectSpawner.enclave_state_dir = str(s.state_dir)
+    c.ProjectSpawner.hub_api_port = s.hub.api_port
+    c.ProjectSpawner.image = sp.image
+    c.ProjectSpawner.image_allow_list = list(sp.allowed_images)
+    c.ProjectSpawner.allowed_images = []  # researchers cannot pick an image
+    c.ProjectSpawner.pull_policy = "never"  # no registry: images are built on the host
+    c.ProjectSpawner.remove = True  # every start gets the current settings
+    c.ProjectSpawner.site_mem_limit = sp.mem_limit
+    c.ProjectSpawner.site_cpu_limit = sp.cpu_limit
+    c.ProjectSpawner.pids_limit = sp.pids_limit
+    c.ProjectSpawner.memory_reserve = sp.memory_reserve
+    c.ProjectSpawner.tmpfs_paths = list(sp.tmpfs_paths)
+    c.ProjectSpawner.tmpfs_size = sp.tmpfs_size
+    c.ProjectSpawner.network_prefix = sp.network_prefix
+    c.ProjectSpawner.bridge_prefix = sp.bridge_prefix
+    c.ProjectSpawner.prefix = sp.network_prefix.rstrip("-_.") or "enclave"
+    c.ProjectSpawner.start_timeout = sp.start_timeout
+    c.ProjectSpawner.http_timeout = sp.start_timeout
+
+    c.JupyterHub.template_vars = {**dict(c.JupyterHub.get("template_vars") or {}),
+                                  "enclave_projects": home_projects(s.database_url)}
+
+    c.JupyterHub.services.append({
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={sp.idle_timeout}"],
+    })
+    c.JupyterHub.load_roles.append({
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    })
+
+    if sp.firewall:
+        firewall.from_settings(s).apply()
+    else:
+        print("enclave: WARNING [spawner] firewall = false: notebook containers can reach every host "
+              "service on their gateway address", file=sys.stderr)

@@ -19,7 +19,6 @@ COMMAND_MODULES = [
     "hub.cli.projects",
     "hub.cli.audit",
     "hub.cli.firewall",
-    "hub.cli.images",
 ]
 
 

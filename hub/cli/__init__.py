@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "hub.cli.projects",
     "hub.cli.audit",
     "hub.cli.firewall",
+    "egress_review.cli_check",
 ]
 
 

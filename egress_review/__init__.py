@@ -1,0 +1,1 @@
+"""The egress review service: release requests, automated disclosure checks, steward review, release."""

@@ -1,0 +1,125 @@
+"""Automated disclosure checks on a file asked out of the enclave: one verdict per file, with findings a
+person can read and the cells they point at.
+
+`check_file` first decides what the file really is (extension AND content, see `filetypes`), refuses
+what may never leave (archives, executables, unknown types, oversize files), then hands the file to the
+module for its kind: `tables` (CSV/TSV/XLSX/Parquet, incl. record-level data), `acro` (ACRO's
+results.json), `documents` (images, PDF, notebooks, text). Every check streams: memory stays bounded
+whatever the file's size. A file the checks cannot read gives a `fail` verdict with a readable message,
+never an exception: a broken file must not slip through, nor stop the queue.
+
+Verdict status is the worst severity among the findings: fail > review > warn > pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("pass", "warn", "review", "fail")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds from the project's disclosure policy and the site settings (defaults: ACRO's)."""
+
+    min_cell_count: int = 10  # ACRO default; SNDS projects use 11
+    zeros_are_disclosive: bool = True
+    p_ratio: float = 0.10  # p% rule
+    nk_n: int = 2
+    nk_k: float = 0.90  # n,k dominance
+    max_file_bytes: int = 50 * 2**20
+    project: str | None = None  # for the "rows of the project's own input data" check
+    state_dir: Path | None = None
+
+
+@dataclass
+class Finding:
+    check: str
+    severity: str  # "pass" | "warn" | "review" | "fail"
+    message: str
+    cells: list[tuple[str, str]] = field(default_factory=list)  # (row label, column label)
+
+    def __post_init__(self):
+        if self.severity not in _RANK:
+            raise ValueError(f"unknown severity {self.severity!r}")
+        self.cells = [(str(r), str(c)) for r, c in self.cells]
+
+    def to_dict(self) -> dict:
+        return {"check": self.check, "severity": self.severity, "message": self.message,
+                "cells": [list(c) for c in self.cells]}
+
+
+@dataclass
+class FileVerdict:
+    file: str
+    status: str
+    findings: list[Finding]
+    kind: str  # table / image / pdf / notebook / text / acro / refused
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "status": self.status, "kind": self.kind,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+class Unreadable(Exception):
+    """The file is not what its type says or is broken; the message says what, for a person."""
+
+
+def worst(findings: list[Finding]) -> str:
+    """The verdict status: the worst severity, `pass` when there is nothing to say."""
+    return max((f.severity for f in findings), key=_RANK.__getitem__, default="pass")
+
+
+def check_file(path: Path, policy: Policy, display_name: str | None = None) -> FileVerdict:
+    """Check one file. `display_name` (what the researcher called it) gives the extension when `path`
+    is a content-addressed blob without one."""
+    from . import filetypes
+
+    path = Path(path)
+    name = display_name or path.name
+    try:
+        kind, refusal = filetypes.classify(path, name, policy)
+    except OSError as exc:
+        return _verdict(name, "refused", [Finding("unreadable", "fail", f"cannot read the file: {exc.strerror or exc}")])
+    if refusal is not None:
+        return _verdict(name, "refused", [refusal])
+    try:
+        findings = _checker(kind)(path, policy, name)
+    except Unreadable as exc:
+        findings = [Finding("malformed", "fail", f"{name}: {exc}")]
+    except MemoryError:
+        findings = [Finding("checks_error", "fail", "the file was too large for the checks to hold; split it")]
+    except Exception as exc:  # noqa: BLE001 - a broken file must give a verdict, never stop the queue
+        log.exception("checks crashed on %s", name)
+        findings = [Finding("checks_error", "fail",
+                            f"the checks could not read this file ({type(exc).__name__}: {str(exc)[:200]}); "
+                            "a person must look at it, or fix the file and check again")]
+    return _verdict(name, kind, findings)
+
+
+def _checker(kind: str):
+    if kind == "table":
+        from .tables import check
+    elif kind == "acro":
+        from .acro import check
+    elif kind == "image":
+        from .documents import check_image as check
+    elif kind == "pdf":
+        from .documents import check_pdf as check
+    elif kind == "notebook":
+        from .documents import check_notebook as check
+    else:
+        from .documents import check_text as check
+    return check
+
+
+def _verdict(name: str, kind: str, findings: list[Finding]) -> FileVerdict:
+    return FileVerdict(file=name, status=worst(findings), findings=findings, kind=kind)
+
+
+__all__ = ["Policy", "Finding", "FileVerdict", "Unreadable", "check_file", "worst", "SEVERITIES"]

@@ -1,0 +1,209 @@
+"""Images, PDFs, notebooks and text: a person must look at them; the checks say what to look for and
+refuse the ways such files hide data (bytes after the end of an image, files attached to a PDF, scripts
+in an SVG).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path, PurePosixPath
+
+from . import Finding, Policy, Unreadable
+
+CHUNK = 2**20
+
+_LOOK = Finding  # alias for readability below
+
+
+def check_image(path: Path, policy: Policy, name: str) -> list[Finding]:
+    ext = PurePosixPath(name).suffix.lower()
+    if ext == ".png":
+        findings = _png(path)
+    elif ext in (".jpg", ".jpeg"):
+        findings = _jpeg(path)
+    else:
+        findings = _svg(path)
+    findings.append(Finding("human_review", "review",
+                            "an image: a person must look at it (small groups in plots, labelled points, outliers)"))
+    return findings
+
+
+def _png(path: Path) -> list[Finding]:
+    out: list[Finding] = []
+    text_keys: list[str] = []
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(8)
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise Unreadable("the PNG image is truncated (no IEND chunk)")
+            length, kind = struct.unpack(">I4s", head)
+            if kind in (b"tEXt", b"zTXt", b"iTXt"):
+                data = fh.read(min(length, 80))
+                text_keys.append(data.split(b"\x00", 1)[0].decode("latin-1", "replace"))
+                fh.seek(length - len(data) + 4, 1)
+            else:
+                fh.seek(length + 4, 1)
+            if fh.tell() > size:
+                raise Unreadable("the PNG image is truncated")
+            if kind == b"IEND":
+                break
+        trailing = size - fh.tell()
+    if trailing > 0:
+        out.append(Finding("hidden_data", "fail",
+                           f"{trailing:,} bytes follow the end of the PNG image: data can hide there; "
+                           "save the image again from the plotting library"))
+    if text_keys:
+        out.append(Finding("image_metadata", "warn",
+                           f"the PNG carries text metadata ({', '.join(sorted(set(text_keys))[:5])}): check it"))
+    return out
+
+
+def _jpeg(path: Path) -> list[Finding]:
+    out: list[Finding] = []
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(2)
+        meta = []
+        while True:
+            marker = fh.read(2)
+            if len(marker) < 2 or marker[0] != 0xFF:
+                raise Unreadable("the JPEG image is damaged (bad segment marker)")
+            if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:
+                continue
+            raw = fh.read(2)
+            if len(raw) < 2:
+                raise Unreadable("the JPEG image is truncated")
+            (length,) = struct.unpack(">H", raw)
+            if marker[1] == 0xE1:
+                meta.append("EXIF/XMP")
+            elif marker[1] == 0xFE:
+                meta.append("comment")
+            if marker[1] == 0xDA:  # start of scan: entropy-coded data follows up to EOI
+                break
+            fh.seek(length - 2, 1)
+        fh.seek(max(0, size - CHUNK))
+        tail = fh.read()
+    end = tail.rfind(b"\xff\xd9")
+    if end < 0:
+        raise Unreadable("the JPEG image is truncated (no end marker)")
+    trailing = len(tail) - end - 2
+    if trailing > 0:
+        out.append(Finding("hidden_data", "fail", f"{trailing:,} bytes follow the end of the JPEG image: data "
+                           "can hide there; save the image again"))
+    if meta:
+        out.append(Finding("image_metadata", "warn", f"the JPEG carries {', '.join(sorted(set(meta)))} metadata: check it"))
+    return out
+
+
+_SVG_ACTIVE = re.compile(rb"<script|javascript:|\bon[a-z]+\s*=|<foreignObject|<!ENTITY|<iframe|<embed|<object", re.I)
+_SVG_EXTERNAL = re.compile(rb"(xlink:)?href\s*=\s*[\"'](https?:|file:|data:)", re.I)
+
+
+def _svg(path: Path) -> list[Finding]:
+    out: list[Finding] = []
+    active = external = svg = False
+    for block in _blocks(path, overlap=64):
+        svg = svg or b"<svg" in block
+        active = active or bool(_SVG_ACTIVE.search(block))
+        external = external or bool(_SVG_EXTERNAL.search(block))
+    if not svg:
+        raise Unreadable("not an SVG image (no <svg> element)")
+    if active:
+        out.append(Finding("active_content", "fail",
+                           "the SVG holds scripts, event handlers, embedded documents or entities: export the plot "
+                           "again as plain SVG or PNG"))
+    if external:
+        out.append(Finding("hidden_data", "fail", "the SVG links or embeds other content (href to http/file/data): "
+                           "export the plot again without embedded images"))
+    return out
+
+
+_PDF_ACTIVE = re.compile(rb"/(JavaScript|JS|EmbeddedFile|EmbeddedFiles|Launch|RichMedia|XFA|AA|OpenAction)\b")
+
+
+def check_pdf(path: Path, policy: Policy, name: str) -> list[Finding]:
+    found: set[str] = set()
+    eof_at = -1
+    pos = 0
+    for block in _blocks(path, overlap=32):
+        for m in _PDF_ACTIVE.finditer(block):
+            found.add(m.group(1).decode())
+        i = block.rfind(b"%%EOF")
+        if i >= 0:
+            eof_at = pos + i
+        pos += len(block) - 32 if len(block) > 32 else len(block)
+    out: list[Finding] = []
+    if eof_at < 0:
+        raise Unreadable("the PDF is truncated (no %%EOF marker)")
+    risky = found & {"JavaScript", "JS", "EmbeddedFile", "EmbeddedFiles", "Launch", "RichMedia", "XFA"}
+    if risky:
+        out.append(Finding("active_content", "fail",
+                           f"the PDF holds {', '.join(sorted(risky))}: attached files and scripts can carry "
+                           "data past the review; print it to a plain PDF again"))
+    out.append(Finding("human_review", "review", "a PDF: a person must read every page (tables, figures, text)"))
+    return out
+
+
+def check_notebook(path: Path, policy: Policy, name: str) -> list[Finding]:
+    try:
+        with path.open("rb") as fh:
+            nb = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Unreadable(f"not a notebook (invalid JSON: {exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise Unreadable("not a notebook (no list of cells)")
+    with_outputs: list[tuple[str, str]] = []
+    attachments = 0
+    kinds: dict[str, int] = {}
+    for i, cell in enumerate(nb["cells"], start=1):
+        if not isinstance(cell, dict):
+            raise Unreadable(f"not a notebook (cell {i} is not an object)")
+        if cell.get("attachments"):
+            attachments += 1
+        for output in cell.get("outputs") or []:
+            if not isinstance(output, dict):
+                continue
+            data = output.get("data") or {}
+            kind = ("image" if any(k.startswith("image/") for k in data) else
+                    "table/html" if "text/html" in data else
+                    "error" if output.get("output_type") == "error" else "text")
+            kinds[kind] = kinds.get(kind, 0) + 1
+            with_outputs.append((f"cell {i}", kind))
+    out: list[Finding] = []
+    if with_outputs:
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        out.append(Finding("notebook_outputs", "review",
+                           f"{len({c for c, _ in with_outputs})} cells have outputs ({summary}): a person must "
+                           "check each as an output in its own right, or clear the outputs and release results "
+                           "as separate files", cells=with_outputs[:50]))
+    if attachments:
+        out.append(Finding("notebook_attachments", "review",
+                           f"{attachments} Markdown cells carry attached images: a person must look at them"))
+    if not out:
+        out.append(Finding("notebook_outputs", "pass",
+                           f"no outputs in {len(nb['cells'])} cells: code and text only"))
+    return out
+
+
+def check_text(path: Path, policy: Policy, name: str) -> list[Finding]:
+    lines = 0
+    for block in _blocks(path, overlap=0):
+        lines += block.count(b"\n")
+    return [Finding("human_review", "review",
+                    f"text ({lines:,} lines): a person must read it; numbers in text are not checked automatically")]
+
+
+def _blocks(path: Path, overlap: int):
+    """The file in 1 MiB blocks, each starting with the last `overlap` bytes of the previous one."""
+    prev = b""
+    with path.open("rb") as fh:
+        while True:
+            data = fh.read(CHUNK)
+            if not data:
+                return
+            yield prev + data
+            prev = data[-overlap:] if overlap else b""

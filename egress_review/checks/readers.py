@@ -1,0 +1,285 @@
+"""Stream a table file as Arrow record batches, whatever its format, in bounded memory.
+
+CSV/TSV: pyarrow's streaming reader (one block at a time). Before it starts, a small sample (first MiB)
+decides the delimiter, the encoding (UTF-8, else Latin-1), a decimal comma, and which suppression
+markers (`*`, `<10`, `c`, `..`) stand for hidden numbers. When a later block holds text in a column the
+first block made numeric, the read restarts with that column as text (at most a few times).
+XLSX: openpyxl in read-only mode, row by row, one sheet after the other. Parquet: by row group.
+Broken files raise `Unreadable` with a message for a person.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pyarrow as pa
+
+from . import Unreadable
+
+CSV_BLOCK_BYTES = 16 * 2**20
+XLSX_BATCH_ROWS = 5000
+PARQUET_BATCH_ROWS = 64 * 1024
+_SAMPLE_BYTES = 2**20
+_MAX_RESTARTS = 8
+
+_MARKER_RE = re.compile(r"^\s*(<\s*=?\s*\d+|\*+|c|x|s|\.\.|n/?a|suppressed|redacted|masked|secret|-)\s*$", re.I)
+_NUMBER_RE = re.compile(r"^\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*$")
+_COMMA_DECIMAL_RE = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
+_DEFAULT_NULLS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A"]
+
+
+class Restart(Exception):
+    """The read must start again from the top (a column turned out to be text); the reader already
+    knows how to read it the next time, so the caller resets its analysis and reopens the stream."""
+
+
+@dataclass
+class TableStream:
+    """One table of a file: a sheet name or None, column names, notes for the reviewer, and `open()`
+    giving an iterator of record batches (callable again after a `Restart`)."""
+
+    sheet: str | None
+    columns: list[str]
+    open: Callable[[], Iterator[pa.RecordBatch]]
+    notes: list[str]
+
+
+def open_tables(path: Path, name: str) -> Iterator[TableStream]:
+    ext = PurePosixPath(name).suffix.lower()
+    if ext == ".parquet":
+        yield _parquet(path)
+    elif ext == ".xlsx":
+        yield from _xlsx(path)
+    else:
+        yield _csv(path, tab=ext in (".tsv", ".tab"))
+
+
+# --- CSV -------------------------------------------------------------------------------------------
+
+@dataclass
+class _CsvDialect:
+    delimiter: str
+    encoding: str
+    decimal_point: str
+    markers: list[str]
+    header: list[str]
+
+
+def _sniff_csv(path: Path, tab: bool) -> _CsvDialect:
+    with path.open("rb") as fh:
+        raw = fh.read(_SAMPLE_BYTES)
+    if not raw.strip():
+        raise Unreadable("the file is empty")
+    if len(raw) == _SAMPLE_BYTES:  # cut at the last full line
+        raw = raw[: raw.rfind(b"\n") + 1] or raw
+    try:
+        text = raw.decode("utf-8-sig")
+        encoding = "utf8"
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        encoding = "latin-1"
+    lines = text.splitlines()[:20]
+    if tab:
+        delimiter = "\t"
+    else:
+        def consistent(d: str) -> int:
+            counts = [len(next(csv.reader([ln], delimiter=d))) for ln in lines if ln.strip()]
+            return counts[0] if counts and counts[0] > 1 and all(c == counts[0] for c in counts) else 0
+        scores = {d: consistent(d) for d in (",", ";", "\t", "|")}
+        delimiter = max(scores, key=scores.get) if any(scores.values()) else ","
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    if not rows:
+        raise Unreadable("the file is empty")
+    header, body = rows[0], rows[1:1001]
+    markers: set[str] = set()
+    comma_decimals = 0
+    for col in range(len(header)):
+        values = [r[col] for r in body if col < len(r) and r[col].strip() != ""]
+        numbers = [v for v in values if _NUMBER_RE.match(v)]
+        found = {v for v in values if _MARKER_RE.match(v) and not _NUMBER_RE.match(v)}
+        if numbers and found and len(numbers) + len(found) == len(values):
+            markers |= found
+        comma_decimals += sum(1 for v in numbers if _COMMA_DECIMAL_RE.match(v))
+    decimal_point = "," if delimiter != "," and comma_decimals else "."
+    return _CsvDialect(delimiter, encoding, decimal_point, sorted(markers), header)
+
+
+def _csv(path: Path, tab: bool) -> TableStream:
+    import pyarrow.csv as pacsv
+
+    dialect = _sniff_csv(path, tab)
+    notes = []
+    if dialect.encoding != "utf8":
+        notes.append("the file is not UTF-8; read as Latin-1")
+    if dialect.markers:
+        notes.append("suppression markers read as hidden values: " + ", ".join(repr(m) for m in dialect.markers))
+    state = {"as_text": {}, "newlines_in_values": False, "restarts": 0}
+
+    def restart(reason: str) -> Restart:
+        state["restarts"] += 1
+        if state["restarts"] > _MAX_RESTARTS:
+            return Unreadable("too many columns mix numbers and text to read the file as a table: " + reason)
+        return Restart(reason)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=dialect.encoding)
+        parse = pacsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=state["newlines_in_values"])
+        convert = pacsv.ConvertOptions(
+            null_values=_DEFAULT_NULLS + dialect.markers, strings_can_be_null=True,
+            decimal_point=dialect.decimal_point, column_types=dict(state["as_text"]),
+        )
+        try:
+            reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            raise _handle(str(exc), None) from None
+        names = reader.schema.names
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                raise _handle(str(exc), names) from None
+            yield batch
+
+    def _handle(msg: str, names: list[str] | None) -> Exception:
+        m = _COLUMN_ERR.search(msg)
+        if m and names:
+            col = names[int(m.group(1))]
+            state["as_text"][col] = pa.string()
+            return restart(f"column '{col}' holds text")
+        if "Expected" in msg and "columns" in msg and not state["newlines_in_values"]:
+            state["newlines_in_values"] = True  # maybe quoted line breaks: read once more allowing them
+            return restart("quoted line breaks")
+        return Unreadable(_readable_csv_error(msg))
+
+    return TableStream(None, _dedupe(dialect.header), batches, notes)
+
+
+_COLUMN_ERR = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error")
+
+
+def _readable_csv_error(msg: str) -> str:
+    m = re.search(r"Expected (\d+) columns, got (\d+): (.{0,80})", msg)
+    if m:
+        return (f"not a well-formed table: a row has {m.group(2)} fields where the header has "
+                f"{m.group(1)} (row starts: {m.group(3)!r}); fix the quoting or delimiters")
+    if "Empty CSV file" in msg:
+        return "the file is empty"
+    return "not a well-formed table: " + msg.splitlines()[0][:200]
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        n = n.strip() or "(unnamed)"
+        if n in seen:
+            seen[n] += 1
+            n = f"{n}.{seen[n]}"
+        else:
+            seen[n] = 0
+        out.append(n)
+    return out
+
+
+# --- Parquet ---------------------------------------------------------------------------------------
+
+def _parquet(path: Path) -> TableStream:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise Unreadable(f"not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from pf.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+        except (pa.ArrowException, OSError) as exc:
+            raise Unreadable(f"the Parquet file is damaged ({str(exc).splitlines()[0][:200]})") from None
+
+    return TableStream(None, _dedupe(pf.schema_arrow.names), batches, [])
+
+
+# --- XLSX ------------------------------------------------------------------------------------------
+
+def _xlsx(path: Path) -> Iterator[TableStream]:
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
+        raise Unreadable(f"not a readable Excel workbook ({str(exc)[:200]})") from None
+    except Exception as exc:  # openpyxl raises many kinds on a damaged workbook
+        raise Unreadable(f"not a readable Excel workbook ({type(exc).__name__}: {str(exc)[:200]})") from None
+    try:
+        for ws in wb.worksheets:
+            notes = []
+            if getattr(ws, "sheet_state", "visible") != "visible":
+                notes.append(f"sheet '{ws.title}' is hidden")
+            rows = ws.iter_rows(values_only=True)
+            header = None
+            for row in rows:
+                if row and any(v is not None and str(v).strip() for v in row):
+                    header = row
+                    break
+            if header is None:
+                continue
+            width = max(i + 1 for i, v in enumerate(header) if v is not None and str(v).strip())
+            names = _dedupe(["" if v is None else str(v) for v in header[:width]])
+            yield TableStream(ws.title, names, lambda rows=rows, names=names, width=width: _xlsx_batches(rows, names, width), notes)
+    finally:
+        wb.close()
+
+
+def _xlsx_batches(rows, names: list[str], width: int) -> Iterator[pa.RecordBatch]:
+    chunk: list[tuple] = []
+    try:
+        for row in rows:
+            row = tuple(row[:width]) + (None,) * (width - len(row))
+            if all(v is None for v in row):
+                continue
+            chunk.append(row)
+            if len(chunk) >= XLSX_BATCH_ROWS:
+                yield _to_batch(chunk, names)
+                chunk = []
+    except Exception as exc:  # damaged sheet XML
+        raise Unreadable(f"a sheet of the workbook is damaged ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if chunk:
+        yield _to_batch(chunk, names)
+
+
+def _to_batch(rows: list[tuple], names: list[str]) -> pa.RecordBatch:
+    arrays = []
+    for j in range(len(names)):
+        values = [r[j] for r in rows]
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            arrays.append(pa.array(values, pa.int64()))
+        elif present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            arrays.append(pa.array([None if v is None else float(v) for v in values], pa.float64()))
+        elif present and all(isinstance(v, str) and _MARKER_RE.match(v) or isinstance(v, (int, float))
+                             and not isinstance(v, bool) for v in present) and any(
+                isinstance(v, (int, float)) for v in present):
+            # numbers with suppression markers: the markers are hidden values
+            arrays.append(pa.array([float(v) if isinstance(v, (int, float)) else None for v in values],
+                                   pa.float64()))
+        else:
+            arrays.append(pa.array([None if v is None else _text(v) for v in values], pa.string()))
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _text(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)

@@ -1,0 +1,340 @@
+"""Disclosure checks on tables (CSV, TSV, XLSX, Parquet), streamed batch by batch.
+
+How a table is read (the convention is in docs/checks.md):
+- label columns: the first column, and the columns right after it that are text (or named like a label:
+  year, age, age_group, code, region, sex...). They name the rows of flagged cells.
+- count columns: the other numeric columns holding whole numbers, unless named like a statistic
+  (mean, median, sd, pct, rate, ratio, min, max, ...). Counts from 1 to `min_cell_count - 1` are small
+  cells (fail); zeros fail when `zeros_are_disclosive`, else warn.
+- magnitude columns with contributions: a numeric column `V` followed by `V__top1`, `V__top2`, ...
+  (the largest single contributions to each cell) gets the n,k rule (top `nk_n` contributions over
+  `nk_k` of the total: fail) and the p% rule (total - top1 - top2 < p * top1: fail). The contribution
+  columns themselves are individual values: their presence asks a person to take them out before release.
+- statistic columns with no count column beside them: review (the counts behind them are unknown).
+- record-level data (see `microdata`) fails, and then cell checks are not reported (they mean nothing
+  on records); rows of the project's input data fail.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import Finding, Policy, Unreadable
+from .microdata import InputRowMatcher, RecordLevelSignals, is_text, norm
+from .readers import Restart, TableStream, open_tables
+
+CELLS_LISTED = 50
+
+STAT_NAME = re.compile(
+    r"(^|_)(mean|means|avg|average|median|sd|std|stdev|stddev|var|variance|pct|percent|percentage|prop|proportion"
+    r"|rate|ratio|share|min|max|q1|q3|iqr|ci|lci|uci|lower|upper|se|sem|or|hr|rr|beta|coef|coefficient|estimate"
+    r"|pvalue|p_value|moyenne|mediane|taux|ecart_type|pourcentage|part|score|weight|poids)($|_)"
+)
+LABEL_NAME = re.compile(
+    r"^(year|annee|an|month|mois|week|semaine|quarter|trimestre|day|date|age|age_?(group|band|class|cat|category"
+    r"|range)|classe_?(d_?)?age|tranche_?(d_?)?age|code|\w+_code|code_\w+|region|dept|departement|group|groupe"
+    r"|category|categorie|sex|sexe|gender|level|niveau|stratum|strate)$"
+)
+CONTRIBUTION = re.compile(r"^(.+)__top(\d+)$")
+
+
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+class _Counts:
+    """Running tallies of one count column."""
+
+    def __init__(self, idx: int, name: str):
+        self.idx, self.name = idx, name
+        self.small = self.zeros = self.negative = self.hidden = self.cells = 0
+        self.small_cells: list[tuple[str, str]] = []
+        self.zero_cells: list[tuple[str, str]] = []
+        self.fractional = False
+        self.text = False
+
+
+class _Magnitude:
+    def __init__(self, idx: int, name: str, tops: list[int]):
+        self.idx, self.name, self.tops = idx, name, tops
+        self.nk = self.p = 0
+        self.nk_cells: list[tuple[str, str]] = []
+        self.p_cells: list[tuple[str, str]] = []
+
+
+class TableAnalyzer:
+    """Checks one table fed as record batches; `findings()` at the end."""
+
+    def __init__(self, columns: list[str], policy: Policy, sheet: str | None = None):
+        self.columns = columns
+        self.policy = policy
+        self.sheet = sheet
+        self.rows = 0
+        self.labels: list[int] = []
+        self.counts: list[_Counts] = []
+        self.magnitudes: list[_Magnitude] = []
+        self.statistics: list[str] = []
+        self.contributions: list[str] = []
+        self.signals: RecordLevelSignals | None = None
+        self.input_rows = InputRowMatcher(policy)
+
+    # -- roles, from the first batch's types and the column names
+    def _assign_roles(self, schema: pa.Schema) -> None:
+        names = self.columns
+        types = [schema.field(i).type for i in range(len(names))]
+        lower = {n: i for i, n in enumerate(names)}
+        contrib: dict[int, list[tuple[int, int]]] = {}
+        is_contrib = set()
+        for i, n in enumerate(names):
+            m = CONTRIBUTION.match(n)
+            if m and m.group(1) in lower and _numeric(types[i]) and _numeric(types[lower[m.group(1)]]):
+                contrib.setdefault(lower[m.group(1)], []).append((int(m.group(2)), i))
+                is_contrib.add(i)
+        if names:
+            self.labels = [0]
+        for i in range(1, len(names)):
+            if i in is_contrib or i in contrib:
+                break
+            if not _numeric(types[i]) or LABEL_NAME.match(norm(names[i])):
+                self.labels.append(i)
+            else:
+                break
+        for i, n in enumerate(names):
+            if i in self.labels or i in is_contrib:
+                continue
+            if i in contrib:
+                self.magnitudes.append(_Magnitude(i, n, [j for _, j in sorted(contrib[i])]))
+                self.contributions += [names[j] for _, j in sorted(contrib[i])]
+            elif _numeric(types[i]):
+                if STAT_NAME.search(norm(n)) or "%" in n:
+                    self.statistics.append(n)
+                else:
+                    self.counts.append(_Counts(i, n))
+        self.signals = RecordLevelSignals(names, self.labels)
+
+    def feed(self, batch: pa.RecordBatch) -> None:
+        if self.signals is None:
+            self._assign_roles(batch.schema)
+        offset = self.rows
+        m = self.policy.min_cell_count
+        for c in self.counts:
+            arr = batch.column(c.idx)
+            if not _numeric(arr.type):
+                c.text = True  # a later sheet chunk had text here: not a count column after all
+                continue
+            if c.text or c.fractional:
+                continue
+            if pa.types.is_floating(arr.type) and _true(pc.not_equal(arr, pc.floor(arr))):
+                c.fractional = True
+                continue
+            c.cells += len(arr) - arr.null_count
+            c.hidden += arr.null_count
+            small = pc.and_(pc.greater(arr, 0), pc.less(arr, m))
+            n_small = _true(small)
+            if n_small:
+                c.small += n_small
+                self._collect(batch, small, offset, c.name, c.small_cells)
+            zero = pc.equal(arr, 0)
+            n_zero = _true(zero)
+            if n_zero:
+                c.zeros += n_zero
+                self._collect(batch, zero, offset, c.name, c.zero_cells)
+            c.negative += _true(pc.less(arr, 0))
+        for g in self.magnitudes:
+            self._dominance(batch, g, offset)
+        self.signals.feed(batch)
+        if self.input_rows.active:
+            self.input_rows.feed(batch, offset)
+        self.rows += batch.num_rows
+
+    def _dominance(self, batch: pa.RecordBatch, g: _Magnitude, offset: int) -> None:
+        total = pc.cast(batch.column(g.idx), pa.float64())
+        tops = [pc.cast(batch.column(j), pa.float64()) for j in g.tops]
+        positive = pc.greater(total, 0)
+        top_n = tops[0]
+        for t in tops[1 : self.policy.nk_n]:
+            top_n = pc.add(top_n, pc.fill_null(t, 0))
+        nk = pc.and_(positive, pc.greater(top_n, pc.multiply(total, self.policy.nk_k)))
+        n = _true(nk)
+        if n:
+            g.nk += n
+            self._collect(batch, nk, offset, g.name, g.nk_cells)
+        second = pc.fill_null(tops[1], 0) if len(tops) > 1 else pa.nulls(len(total), pa.float64()).fill_null(0)
+        rest = pc.subtract(pc.subtract(total, tops[0]), second)
+        p = pc.and_(positive, pc.less(rest, pc.multiply(tops[0], self.policy.p_ratio)))
+        n = _true(p)
+        if n:
+            g.p += n
+            self._collect(batch, p, offset, g.name, g.p_cells)
+
+    def _collect(self, batch, mask, offset: int, column: str, into: list) -> None:
+        room = CELLS_LISTED - len(into)
+        if room <= 0:
+            return
+        idx = pc.indices_nonzero(pc.fill_null(mask, False)).slice(0, room)
+        for i, label in zip(idx.to_pylist(), self._row_labels(batch, idx, offset)):
+            into.append((label, self._col(column)))
+
+    def _row_labels(self, batch, idx, offset: int) -> list[str]:
+        parts = [batch.column(j).take(idx).to_pylist() for j in self.labels if j < batch.num_columns]
+        out = []
+        for k, i in enumerate(idx.to_pylist()):
+            values = [_fmt(p[k]) for p in parts]
+            label = " / ".join(v for v in values if v)
+            out.append(label or f"row {offset + i + 1}")
+        return out
+
+    def _col(self, name: str) -> str:
+        return f"{self.sheet}!{name}" if self.sheet is not None else name
+
+    # -- verdict
+    def findings(self) -> list[Finding]:
+        where = f"sheet '{self.sheet}': " if self.sheet is not None else ""
+        out: list[Finding] = []
+        if self.signals is None or self.rows == 0:
+            return [Finding("empty", "warn", f"{where}the table has a header but no rows")]
+        inputs = self.input_rows.finding(self.sheet)
+        if inputs:
+            out.append(inputs)
+        reasons = self.signals.reasons()
+        if reasons:
+            out.append(Finding(
+                "record_level", "fail",
+                f"{where}this looks like record-level data, not aggregates: " + "; ".join(reasons)
+                + ". Record-level data is never released; release tables of counts or statistics instead "
+                "(cell checks are not reported on records)."))
+            return out
+        counts = [c for c in self.counts if not c.fractional and not c.text]
+        self.statistics += [c.name for c in self.counts if c.fractional or c.text]
+        m = self.policy.min_cell_count
+        small = [c for c in counts if c.small]
+        if small:
+            total = sum(c.small for c in small)
+            cells = [cell for c in small for cell in c.small_cells][:CELLS_LISTED]
+            out.append(Finding(
+                "small_cells", "fail",
+                f"{where}{total:,} cell{'s' if total > 1 else ''} under {m} (in {_names(small)}): suppress, "
+                f"merge categories or round so that no cell shows 1 to {m - 1}" + _more(total, cells),
+                cells=cells))
+        zeros = [c for c in counts if c.zeros]
+        if zeros:
+            total = sum(c.zeros for c in zeros)
+            cells = [cell for c in zeros for cell in c.zero_cells][:CELLS_LISTED]
+            sev = "fail" if self.policy.zeros_are_disclosive else "warn"
+            why = ("zeros are disclosive under this policy (an empty cell tells that nobody in a group has "
+                   "the attribute)" if self.policy.zeros_are_disclosive else "check they do not reveal "
+                   "that nobody in a group has an attribute")
+            out.append(Finding("zeros", sev, f"{where}{total:,} zero cell{'s' if total > 1 else ''} "
+                               f"(in {_names(zeros)}): {why}" + _more(total, cells), cells=cells))
+        negative = [c for c in counts if c.negative]
+        if negative:
+            out.append(Finding("negative_counts", "warn",
+                               f"{where}negative values in {_names(negative)}: are these really counts?"))
+        for g in self.magnitudes:
+            if g.nk:
+                out.append(Finding(
+                    "dominance_nk", "fail",
+                    f"{where}{g.nk:,} cell{'s' if g.nk > 1 else ''} of '{g.name}' where the {self.policy.nk_n} "
+                    f"largest contributions exceed {self.policy.nk_k:.0%} of the total (n,k rule)"
+                    + _more(g.nk, g.nk_cells), cells=g.nk_cells))
+            if g.p:
+                out.append(Finding(
+                    "dominance_p", "fail",
+                    f"{where}{g.p:,} cell{'s' if g.p > 1 else ''} of '{g.name}' where the total minus the two "
+                    f"largest contributions is under {self.policy.p_ratio:.0%} of the largest (p% rule): the "
+                    "second contributor could estimate the first" + _more(g.p, g.p_cells), cells=g.p_cells))
+        if self.contributions:
+            out.append(Finding(
+                "contributions", "review",
+                f"{where}columns {', '.join(repr(c) for c in self.contributions)} hold single contributors' "
+                "values (used for the dominance checks): take them out of the file to be released"))
+        if self.statistics and not counts:
+            out.append(Finding(
+                "statistics", "review",
+                f"{where}{', '.join(repr(s) for s in self.statistics)} hold statistics with no count column "
+                "beside them: a person must check how many people each value rests on"))
+        if not counts and not self.statistics and not self.magnitudes:
+            out.append(Finding("no_counts", "review",
+                               f"{where}no numeric columns besides the labels: a person must check what it shows"))
+        dups = self.signals.repeated_labels()
+        if dups:
+            out.append(Finding("repeated_labels", "warn",
+                               f"{where}{dups:,} rows repeat the labels of another row: check no cell is "
+                               "shown twice in ways that can be differenced"))
+        if not any(f.severity != "pass" for f in out):
+            n_cells = sum(c.cells for c in counts)
+            out.append(Finding(
+                "table", "pass",
+                f"{where}{self.rows:,} rows; {n_cells:,} count cells in {len(counts)} column"
+                f"{'s' if len(counts) != 1 else ''}, none under {m}"
+                + ("" if not self.policy.zeros_are_disclosive else ", no zeros")
+                + (f"; {len(self.magnitudes)} magnitude column(s) pass the p% and n,k rules" if self.magnitudes else "")))
+        return out
+
+
+def check(path: Path, policy: Policy, name: str) -> list[Finding]:
+    findings: list[Finding] = []
+    tables = 0
+    for stream in open_tables(path, name):
+        tables += 1
+        findings += _check_stream(stream, policy)
+        for note in stream.notes:
+            sev = "warn" if "hidden" in note else "pass"
+            findings.append(Finding("reading", sev, note))
+    if not tables:
+        findings.append(Finding("empty", "warn", "the workbook holds no table"))
+    from .acro import beside
+
+    findings += beside(path, name)
+    return _dedupe(findings)
+
+
+def _check_stream(stream: TableStream, policy: Policy) -> list[Finding]:
+    while True:
+        analyzer = TableAnalyzer(stream.columns, policy, stream.sheet)
+        try:
+            for batch in stream.open():
+                if batch.num_columns != len(stream.columns):
+                    raise Unreadable(f"a block has {batch.num_columns} columns where the header has "
+                                     f"{len(stream.columns)}")
+                analyzer.feed(batch)
+        except Restart:
+            continue
+        return analyzer.findings()
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen, out = set(), []
+    for f in findings:
+        key = (f.check, f.severity, f.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def _true(mask) -> int:
+    return int(pc.sum(mask).as_py() or 0) if mask.type == pa.bool_() else int(bool(pc.any(mask).as_py()))
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _names(cols) -> str:
+    return ", ".join(f"'{c.name}'" for c in cols)
+
+
+def _more(total: int, listed: list) -> str:
+    return f" (first {len(listed)} listed)" if total > len(listed) else ""
+
+
+__all__ = ["check", "TableAnalyzer", "is_text"]

@@ -21,6 +21,7 @@ CONFIGURERS = [
     "hub.hubconfig",  # proxy, database, cookie secret, ports
     "hub.spawner",  # per-project notebook containers, hub API address, firewall, idle culler
     "hub.authenticator",  # password + TOTP login, enrolment page
+    "egress_review.service",  # output review service at /services/egress/ (HubOAuth)
 ]
 
 for name in CONFIGURERS:

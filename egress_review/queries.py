@@ -1,0 +1,103 @@
+"""Read-only views of the queue and of one request, shaped for the pages and the JSON API.
+
+What a person may see is decided here with the pure rules in `permissions` (notably: a reviewer sees
+other reviewers' decisions on a file only after deciding on it).
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import permissions
+from .models import FileGroup, ReleaseRequest, RequestFile
+from .permissions import Person
+from .submission import get_request
+from .workflow import STATUS_OWNERS, FileStatus, RequestStatus
+
+PAGE = 50
+
+
+def summary(req: ReleaseRequest, files: int | None = None) -> dict:
+    return {
+        "id": req.id, "project": req.project, "requester": req.requester, "status": req.status.value,
+        "waiting_on": STATUS_OWNERS[req.status].value,
+        "created_at": req.created_at.isoformat() + "Z", "updated_at": req.updated_at.isoformat() + "Z",
+        "reviewers_required": req.reviewers_required, "files": files,
+    }
+
+
+def queue(session: Session, person: Person, status: str | None = None, project: str | None = None,
+          page: int = 1) -> dict:
+    permissions.check_can_see_queue(person)
+    stmt = select(ReleaseRequest)
+    count = select(func.count(ReleaseRequest.id))
+    if status:
+        st = RequestStatus(status)
+        stmt, count = stmt.where(ReleaseRequest.status == st), count.where(ReleaseRequest.status == st)
+    if project:
+        stmt, count = stmt.where(ReleaseRequest.project == project), count.where(ReleaseRequest.project == project)
+    page = max(1, page)
+    rows = list(session.execute(
+        stmt.order_by(ReleaseRequest.updated_at.desc(), ReleaseRequest.id.desc())
+        .limit(PAGE).offset((page - 1) * PAGE)
+    ).scalars())
+    counts = dict(session.execute(
+        select(FileGroup.request_id, func.count(RequestFile.id))
+        .join(RequestFile, RequestFile.group_id == FileGroup.id)
+        .where(FileGroup.request_id.in_([r.id for r in rows]), RequestFile.status != FileStatus.superseded)
+        .group_by(FileGroup.request_id)
+    ).all()) if rows else {}
+    total = session.execute(count).scalar_one()
+    return {
+        "total": total, "page": page, "page_size": PAGE,
+        "requests": [dict(summary(r, counts.get(r.id, 0)),
+                          can_review=not permissions.is_part_of(person, r)) for r in rows],
+    }
+
+
+def review_view(review, show_identity: bool = True) -> dict:
+    return {
+        "steward": review.steward if show_identity else None, "decision": review.decision.value,
+        "comment": review.comment, "override_reason": review.override_reason,
+        "decided_at": review.decided_at.isoformat() + "Z",
+    }
+
+
+def file_view(person: Person, req: ReleaseRequest, f: RequestFile) -> dict:
+    reviews = list(f.reviews)
+    mine = next((r for r in reviews if r.steward == person.username), None)
+    see_all = permissions.can_see_other_decisions(person, req, reviews)
+    return {
+        "id": f.id, "path": f.path, "version": f.version, "sha256": f.sha256, "size": f.size,
+        "status": f.status.value, "checks": json.loads(f.verdict), "check_status": f.check_status,
+        "decisions": len(reviews),
+        "my_review": review_view(mine) if mine else None,
+        "reviews": [review_view(r) for r in reviews] if see_all else None,
+        "downloadable": req.requester == person.username and req.status == RequestStatus.released
+        and f.status == FileStatus.approved,
+    }
+
+
+def request_view(session: Session, person: Person, request_id: int) -> dict:
+    req = get_request(session, request_id)
+    permissions.check_can_view_request(person, req)
+    groups = []
+    for g in req.groups:
+        groups.append({
+            "id": g.id, "name": g.name, "context": g.context, "controls": g.controls,
+            "files": [file_view(person, req, f) for f in g.files if f.status != FileStatus.superseded],
+            "history": [{"path": f.path, "version": f.version, "sha256": f.sha256}
+                        for f in g.files if f.status == FileStatus.superseded],
+        })
+    reviewer_blocked = None
+    if person.is_reviewer:
+        try:
+            permissions.check_can_review(person, req)
+        except Exception as exc:  # noqa: BLE001 - shown as the reason the decision form is missing
+            reviewer_blocked = str(exc)
+    return dict(summary(req, sum(len(g["files"]) for g in groups)), groups=groups,
+                can_review=person.is_reviewer and reviewer_blocked is None, review_blocked=reviewer_blocked,
+                is_requester=person.username == req.requester)

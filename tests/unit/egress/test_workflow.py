@@ -1,0 +1,71 @@
+"""The workflow tables are complete and consistent, and the generated diagram is what the docs show."""
+
+from pathlib import Path
+
+import pytest
+
+from egress_review import workflow
+from egress_review.workflow import (
+    STATUS_EVENTS, STATUS_OWNERS, TRANSITION_ACTORS, VALID_TRANSITIONS, Decision, FileStatus, Owner,
+    RequestStatus,
+)
+
+D, F, S = Decision, FileStatus, RequestStatus
+
+
+@pytest.mark.parametrize("table", [VALID_TRANSITIONS, STATUS_OWNERS, STATUS_EVENTS],
+                         ids=["transitions", "owners", "events"])
+def test_every_status_appears_in_every_table(table):
+    assert set(table) == set(RequestStatus)
+
+
+def test_transition_actors_match_valid_transitions():
+    pairs = {(a, b) for a, nxt in VALID_TRANSITIONS.items() for b in nxt}
+    assert pairs == set(TRANSITION_ACTORS)
+    for (a, _), who in TRANSITION_ACTORS.items():
+        assert who != Owner.nobody
+
+
+def test_final_statuses_have_no_owner_and_open_ones_do():
+    for s in RequestStatus:
+        assert (STATUS_OWNERS[s] == Owner.nobody) == (s in workflow.FINAL)
+
+
+def test_every_status_is_reachable_from_submission():
+    seen, todo = {S.submitted}, [S.submitted]
+    while todo:
+        for nxt in VALID_TRANSITIONS[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    assert seen == set(RequestStatus)
+
+
+def test_docs_show_the_generated_diagram():
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "egress.md").read_text()
+    assert workflow.mermaid() in doc, "regenerate the diagram in docs/egress.md from workflow.mermaid()"
+
+
+@pytest.mark.parametrize("decisions, required, expected", [
+    ([], 2, F.pending),
+    ([D.approve], 2, F.pending),
+    ([D.approve, D.approve], 2, F.approved),
+    ([D.approve], 1, F.approved),
+    ([D.approve, D.reject], 2, F.rejected),
+    ([D.approve, D.request_changes], 2, F.changes_requested),
+    ([D.reject, D.request_changes], 2, F.rejected),
+], ids=["none", "one-of-two", "two-approvals", "one-needed", "approve+reject", "approve+changes", "reject+changes"])
+def test_file_outcome(decisions, required, expected):
+    assert workflow.file_outcome(decisions, required) == expected
+
+
+@pytest.mark.parametrize("files, expected", [
+    ([F.approved, F.pending], None),
+    ([F.approved, F.approved, F.superseded], S.released),
+    ([F.approved, F.changes_requested], S.changes_requested),
+    ([F.rejected, F.changes_requested], S.changes_requested),
+    ([F.rejected, F.approved], S.rejected),
+    ([F.superseded], None),
+], ids=["one-pending", "all-approved", "changes", "changes-and-rejected", "rejected", "only-superseded"])
+def test_request_outcome(files, expected):
+    assert workflow.request_outcome(files) == expected

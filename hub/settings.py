@@ -137,6 +137,33 @@ class OIDCSection(Configurable):
         [],
         help="acr values that count as MFA done at the IdP.",
     ).tag(config=True)
+    display_name = Unicode(
+        "your institution", help="Shown on the login button: 'Sign in with <display_name>'."
+    ).tag(config=True)
+    mfa_step_minutes = Float(
+        5.0,
+        help="Minutes a person has, after signing in at the IdP, to enter the enclave TOTP. "
+        "Security: the half-done login lives in a signed, encrypted cookie that expires after this.",
+    ).tag(config=True)
+
+    @validate("issuer")
+    def _valid_issuer(self, proposal):
+        from urllib.parse import urlsplit
+
+        value = proposal["value"].rstrip("/")
+        if not value:
+            return value
+        url = urlsplit(value)
+        loopback = url.hostname in ("127.0.0.1", "::1", "localhost")
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise TraitError("issuer must be an https:// URL (plain http only for a loopback test IdP)")
+        return value
+
+    @validate("mfa_step_minutes")
+    def _valid_step(self, proposal):
+        if not 0.5 <= proposal["value"] <= 30:
+            raise TraitError("mfa_step_minutes must be between 0.5 and 30")
+        return proposal["value"]
 
 
 def _bytes_trait_check(name: str, value: str) -> str:

@@ -38,6 +38,10 @@ class Restart(Exception):
     knows how to read it the next time, so the caller resets its analysis and reopens the stream."""
 
 
+class EmptyTable(Unreadable):
+    """Nothing in the file at all: nothing to disclose, but worth a word."""
+
+
 @dataclass
 class TableStream:
     """One table of a file: a sheet name or None, column names, notes for the reviewer, and `open()`
@@ -46,7 +50,7 @@ class TableStream:
     sheet: str | None
     columns: list[str]
     open: Callable[[], Iterator[pa.RecordBatch]]
-    notes: list[str]
+    notes: list[tuple[str, str]]  # (severity, message) about how the file was read
 
 
 def open_tables(path: Path, name: str) -> Iterator[TableStream]:
@@ -74,7 +78,7 @@ def _sniff_csv(path: Path, tab: bool) -> _CsvDialect:
     with path.open("rb") as fh:
         raw = fh.read(_SAMPLE_BYTES)
     if not raw.strip():
-        raise Unreadable("the file is empty")
+        raise EmptyTable("the file is empty")
     if len(raw) == _SAMPLE_BYTES:  # cut at the last full line
         raw = raw[: raw.rfind(b"\n") + 1] or raw
     try:
@@ -94,7 +98,7 @@ def _sniff_csv(path: Path, tab: bool) -> _CsvDialect:
         delimiter = max(scores, key=scores.get) if any(scores.values()) else ","
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     if not rows:
-        raise Unreadable("the file is empty")
+        raise EmptyTable("the file is empty")
     header, body = rows[0], rows[1:1001]
     markers: set[str] = set()
     comma_decimals = 0
@@ -115,9 +119,9 @@ def _csv(path: Path, tab: bool) -> TableStream:
     dialect = _sniff_csv(path, tab)
     notes = []
     if dialect.encoding != "utf8":
-        notes.append("the file is not UTF-8; read as Latin-1")
+        notes.append(("pass", "the file is not UTF-8; read as Latin-1"))
     if dialect.markers:
-        notes.append("suppression markers read as hidden values: " + ", ".join(repr(m) for m in dialect.markers))
+        notes.append(("pass", "suppression markers read as hidden values: " + ", ".join(repr(m) for m in dialect.markers)))
     state = {"as_text": {}, "newlines_in_values": False, "restarts": 0}
 
     def restart(reason: str) -> Restart:
@@ -224,7 +228,7 @@ def _xlsx(path: Path) -> Iterator[TableStream]:
         for ws in wb.worksheets:
             notes = []
             if getattr(ws, "sheet_state", "visible") != "visible":
-                notes.append(f"sheet '{ws.title}' is hidden")
+                notes.append(("warn", f"sheet '{ws.title}' is hidden: check nothing is left in it by mistake"))
             rows = ws.iter_rows(values_only=True)
             header = None
             for row in rows:

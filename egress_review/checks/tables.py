@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from . import Finding, Policy, Unreadable
 from .microdata import InputRowMatcher, RecordLevelSignals, is_text, norm
-from .readers import Restart, TableStream, open_tables
+from .readers import EmptyTable, Restart, TableStream, open_tables
 
 CELLS_LISTED = 50
 
@@ -279,12 +279,14 @@ class TableAnalyzer:
 def check(path: Path, policy: Policy, name: str) -> list[Finding]:
     findings: list[Finding] = []
     tables = 0
-    for stream in open_tables(path, name):
-        tables += 1
-        findings += _check_stream(stream, policy)
-        for note in stream.notes:
-            sev = "warn" if "hidden" in note else "pass"
-            findings.append(Finding("reading", sev, note))
+    try:
+        for stream in open_tables(path, name):
+            tables += 1
+            findings += _check_stream(stream, policy)
+            for severity, note in stream.notes:
+                findings.append(Finding("reading", severity, note))
+    except EmptyTable as exc:
+        return [Finding("empty", "warn", str(exc))]
     if not tables:
         findings.append(Finding("empty", "warn", "the workbook holds no table"))
     from .acro import beside

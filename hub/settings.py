@@ -341,6 +341,42 @@ class EgressSection(Configurable):
         return proposal["value"]
 
 
+class IngestSection(Configurable):
+    """[ingest]: what `enclave data import` accepts (re-identification risk, identifier columns)."""
+
+    max_unique_share = Float(
+        0.01,
+        help="Largest share (0-1) of imported records that may be unique on the declared "
+        "quasi-identifiers. Above it the import is refused unless the steward passes --accept-risk "
+        "(audited). Security: higher values let more people be singled out by age, sex, place...",
+    ).tag(config=True)
+
+    min_k = Integer(
+        1,
+        help="Smallest equivalence class (k-anonymity) the quasi-identifiers must reach; 1 turns the "
+        "check off, 5 or 11 demand k-anonymity. Below it the import is refused unless --accept-risk.",
+    ).tag(config=True)
+
+    min_id_distinct_share = Float(
+        0.01,
+        help="An --id-columns column must have at least this many different values per record "
+        "(0.01: on average at most 100 records per person); fewer means it is not an identifier "
+        "(e.g. sex, a ward) and pseudonymising it is refused as a likely mistake.",
+    ).tag(config=True)
+
+    @validate("max_unique_share", "min_id_distinct_share")
+    def _share(self, proposal):
+        if not 0.0 <= proposal["value"] <= 1.0:
+            raise TraitError(f"{proposal['trait'].name} must be between 0 and 1")
+        return proposal["value"]
+
+    @validate("min_k")
+    def _k(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError("min_k must be at least 1 (1 turns the k check off)")
+        return proposal["value"]
+
+
 SECTIONS: dict[str, type[Configurable]] = {
     "enclave": EnclaveSection,
     "hub": HubSection,
@@ -349,6 +385,7 @@ SECTIONS: dict[str, type[Configurable]] = {
     "oidc": OIDCSection,
     "spawner": SpawnerSection,
     "egress": EgressSection,
+    "ingest": IngestSection,
 }
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "hub.cli.audit",
     "hub.cli.firewall",
     "egress_review.cli_check",
+    "ingest.cli",
 ]
 
 

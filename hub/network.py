@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 
-import docker.errors
+from docker.errors import APIError, NotFound
 
 DockerCall = Callable[..., Awaitable]
 
@@ -84,10 +84,10 @@ async def ensure_project_network(docker: DockerCall, slug: str, network_prefix: 
     async with lock:
         try:
             info = await docker("inspect_network", name)
-        except docker.errors.NotFound:
+        except NotFound:
             try:
                 await docker("create_network", name, **create_options(slug, bridge_prefix))
-            except docker.errors.APIError as exc:
+            except APIError as exc:
                 if exc.status_code != 409:  # 409: another hub process created it first
                     raise
             info = await docker("inspect_network", name)

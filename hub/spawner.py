@@ -213,6 +213,14 @@ def home_projects(db_url: str):
 
 
 # -- configuration ---------------------------------------------------------------------------------
+def _extend(section, key: str, items: list) -> None:
+    """Add to a list setting other configurers may also add to (kept a plain list)."""
+    current = section[key] if key in section else []
+    if hasattr(current, "get_value"):  # traitlets LazyConfigValue from an earlier .append()
+        current = current.get_value([])
+    section[key] = list(current) + items
+
+
 def configure(c, s) -> None:
     """Spawner, hub API address, idle culler and home page data from the [spawner] settings."""
     import sys
@@ -249,15 +257,15 @@ def configure(c, s) -> None:
     c.JupyterHub.template_vars = {**dict(c.JupyterHub.get("template_vars") or {}),
                                   "enclave_projects": home_projects(s.database_url)}
 
-    c.JupyterHub.services.append({
+    _extend(c.JupyterHub, "services", [{
         "name": "idle-culler",
         "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={sp.idle_timeout}"],
-    })
-    c.JupyterHub.load_roles.append({
+    }])
+    _extend(c.JupyterHub, "load_roles", [{
         "name": "idle-culler",
         "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
         "services": ["idle-culler"],
-    })
+    }])
 
     if sp.firewall:
         firewall.from_settings(s).apply()

@@ -1,0 +1,328 @@
+"""The egress review service through a REAL JupyterHub: people log in with password + TOTP at the hub,
+reach /services/egress/ through the hub's OAuth, and use the JSON API with their session cookies.
+
+One hub per module (starting a hub takes seconds): researcher ann (project cardio), researcher bob
+(project other), stewards sam and sue. Each test makes its own files and requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import types
+
+import pytest
+import requests
+
+from hub import audit, db, projects
+from hub import settings as settings_mod
+from tests.support.hub import RunningHub, dump_toml
+from tests.support.postgres import free_port
+from tests.support.users import enrolled_user
+
+SERVICE = "/services/egress"
+SAFE_CSV = b"region,count\nnorth,120\nsouth,245\neast,310\n"
+SMALL_CELLS_CSV = b"region,count\nnorth,3\nsouth,245\neast,310\n"
+
+
+def _png(width=4, height=4) -> bytes:
+    """A small valid RGB PNG, built by hand (no imaging library needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + b"\xc0\x30\x30" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+PNG = _png()
+
+
+class ServiceUser:
+    """A requests.Session logged in at the hub and through OAuth at the review service."""
+
+    def __init__(self, hub: RunningHub, user):
+        self.hub, self.user = hub, user
+        self.http = requests.Session()
+        r = hub.login(self.http, user)
+        assert r.status_code == 200 and "/hub/" in r.url, (r.status_code, r.url)
+        r = self.http.get(hub.url + SERVICE + "/", timeout=30)  # OAuth dance, no consent page
+        assert r.status_code == 200 and r.url == hub.url + SERVICE + "/", (r.status_code, r.url, r.text[-500:])
+        me = self.get("/api/me").json()
+        assert me["name"] == user.username
+        self.csrf = me["csrf"]
+        self.role = me["role"]
+
+    def get(self, path, **kw):
+        return self.http.get(self.hub.url + SERVICE + path, timeout=60, **kw)
+
+    def post(self, path, json=None, csrf=True, **kw):
+        headers = {"X-CSRF-Token": self.csrf} if csrf else {}
+        return self.http.post(self.hub.url + SERVICE + path, json=json, headers=headers, timeout=120, **kw)
+
+    def submit(self, paths, project="cardio", context="counts of admissions by region",
+               controls="counts under 10 suppressed; rounded to 5"):
+        return self.post("/api/requests", {"project": project, "groups": [
+            {"name": "tables", "context": context, "controls": controls, "paths": list(paths)}]})
+
+    def decide(self, file_id, decision="approve", comment="", override_reason=""):
+        return self.post(f"/api/files/{file_id}/reviews", {"decision": decision, "comment": comment,
+                                                            "override_reason": override_reason})
+
+
+def build_world(base, extra: dict | None = None):
+    """Settings file, database, people, projects and ann's workspace; returns a namespace."""
+    state = base / "state"
+    config = base / "enclave.toml"
+    data = {"state_dir": str(state), "database": {"url": f"sqlite:///{base / 'enclave.sqlite'}"},
+            "egress": {"port": free_port(), "max_file_mib": 1}}
+    for k, v in (extra or {}).items():
+        data.setdefault(k, {}).update(v)
+    config.write_text(dump_toml(data))
+    s = settings_mod.load(config)
+    db.migrate(s.database_url)
+    people = {name: enrolled_user(s, name, role) for name, role in
+              [("ann", "researcher"), ("bob", "researcher"), ("sam", "steward"), ("sue", "steward")]}
+    (base / "data").mkdir()
+    with db.transaction(s.database_url) as session:
+        projects.create(session, "test", "cardio", str(base / "data"), min_cell_count=10)
+        projects.create(session, "test", "other", str(base / "data"))
+        projects.add_member(session, "test", "cardio", "ann")
+        projects.add_member(session, "test", "other", "bob")
+    ws = state / "workspaces" / "cardio" / "ann"
+    ws.mkdir(parents=True)
+    env = types.SimpleNamespace(config=config, state_dir=state, db_url=s.database_url, settings=s)
+    return types.SimpleNamespace(env=env, settings=s, people=people, ws=ws, base=base)
+
+
+def start_hub(world) -> RunningHub:
+    hub = RunningHub(world.env)
+    hub.start()
+    deadline = time.monotonic() + 60
+    while True:  # the hub answers before its managed service does
+        try:
+            if requests.get(hub.url + SERVICE + "/api/workflow", timeout=2).status_code == 200:
+                return hub
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            hub.stop()
+            hub.dump_logs()
+            raise RuntimeError("the egress service did not answer through the hub within 60 s")
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = build_world(tmp_path_factory.mktemp("egress"))
+    hub = start_hub(w)
+    try:
+        w.hub = hub
+        w.ann, w.bob = ServiceUser(hub, w.people["ann"]), ServiceUser(hub, w.people["bob"])
+        w.sam, w.sue = ServiceUser(hub, w.people["sam"]), ServiceUser(hub, w.people["sue"])
+        yield w
+    finally:
+        hub.stop()
+        hub.dump_logs()
+
+
+def write(world, rel, data: bytes):
+    p = world.ws / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+def _files(view):
+    return {f["path"]: f for g in view["groups"] for f in g["files"]}
+
+
+def test_whole_flow_releases_exactly_the_submitted_bytes(world):
+    write(world, "flow/table.csv", SAFE_CSV)
+    write(world, "flow/figure.png", PNG)
+    listing = world.ann.get("/api/projects/cardio/workspace", params={"path": "flow"}).json()
+    assert {e["name"] for e in listing["entries"]} == {"table.csv", "figure.png"}
+    r = world.ann.submit(["flow/table.csv", "flow/figure.png"])
+    assert r.status_code == 201, r.text
+    view = r.json()
+    rid = view["id"]
+    assert view["status"] == "submitted" and view["waiting_on"] == "steward"
+    files = _files(view)
+    assert files["flow/table.csv"]["sha256"] == hashlib.sha256(SAFE_CSV).hexdigest()
+    assert files["flow/figure.png"]["check_status"] == "review"  # images: a person must look
+    # the researcher edits the file after submitting: that is not what gets released
+    write(world, "flow/table.csv", SMALL_CELLS_CSV)
+
+    queue = world.sam.get("/api/queue", params={"status": "submitted", "project": "cardio"}).json()
+    assert rid in [q["id"] for q in queue["requests"]]
+    assert world.sam.get("/api/queue", params={"project": "other"}).json()["total"] == 0
+    page = world.sam.get(f"/requests/{rid}")
+    assert page.status_code == 200 and 'class="preview"' in page.text and f"/files/{files['flow/figure.png']['id']}/raw" in page.text
+    raw = world.sam.get(f"/files/{files['flow/figure.png']['id']}/raw")
+    assert raw.content == PNG and "sandbox" in raw.headers["content-security-policy"]
+
+    for f in files.values():
+        assert world.sam.decide(f["id"]).status_code == 200
+    mid = world.sue.get(f"/api/requests/{rid}").json()
+    assert mid["status"] == "under_review"
+    assert all(f["reviews"] is None for f in _files(mid).values())  # independent review: not yet visible
+    for f in files.values():
+        r = world.sue.decide(f["id"])
+        assert r.status_code == 200, r.text
+    final = world.ann.get(f"/api/requests/{rid}").json()
+    assert final["status"] == "released"
+    assert {len(f["reviews"]) for f in _files(final).values()} == {2}
+
+    d = world.ann.get(f"/api/files/{files['flow/table.csv']['id']}/download")
+    assert d.status_code == 200 and d.content == SAFE_CSV
+    assert d.headers["x-content-sha256"] == hashlib.sha256(SAFE_CSV).hexdigest()
+    assert "attachment" in d.headers["content-disposition"]
+    for other in (world.sam, world.bob):
+        assert other.get(f"/api/files/{files['flow/table.csv']['id']}/download").status_code == 403
+    with db.transaction(world.settings.database_url) as s:
+        assert audit.verify(s).ok
+        actions = [e["action"] for e in audit.iter_events(s) if e["target"] == f"egress-request:{rid}"]
+    assert actions.count("egress.review") == 4 and actions[-2:] == ["egress.release", "egress.download"]
+
+
+def test_changes_requested_new_version_then_release(world):
+    write(world, "cr/t.csv", SMALL_CELLS_CSV)
+    view = world.ann.submit(["cr/t.csv"]).json()
+    [f] = _files(view).values()
+    assert f["check_status"] == "fail"
+    r = world.sam.decide(f["id"], "approve")
+    assert r.status_code == 400 and "override reason" in r.json()["message"]
+    assert world.sam.decide(f["id"], "request_changes", comment="north has 3: suppress it").status_code == 200
+    assert world.sue.decide(f["id"], "request_changes", comment="agree").status_code == 200
+    back = world.ann.get(f"/api/requests/{view['id']}").json()
+    assert back["status"] == "changes_requested"
+    assert "suppress it" in str(_files(back)["cr/t.csv"]["reviews"])
+    write(world, "cr/t.csv", SAFE_CSV)
+    new = world.ann.post(f"/api/files/{f['id']}/replace").json()
+    assert new["version"] == 2 and new["decisions"] == 0
+    assert world.ann.post(f"/api/requests/{view['id']}/resubmit").json()["status"] == "submitted"
+    world.sam.decide(new["id"])
+    world.sue.decide(new["id"])
+    assert world.ann.get(f"/api/requests/{view['id']}").json()["status"] == "released"
+    assert world.ann.get(f"/api/files/{new['id']}/download").content == SAFE_CSV
+    assert world.ann.get(f"/api/files/{f['id']}/download").status_code == 403  # old version never leaves
+
+
+@pytest.mark.parametrize("who, method, path, body, status", [
+    ("sam", "post", "/api/requests", {"project": "cardio", "groups": [
+        {"name": "g", "context": "c", "controls": "k", "paths": ["p/t.csv"]}]}, 403),
+    ("ann", "get", "/api/queue", None, 403),
+    ("bob", "get", "/api/projects/cardio/workspace", None, 403),
+    ("bob", "post", "/api/requests", {"project": "cardio", "groups": [
+        {"name": "g", "context": "c", "controls": "k", "paths": ["p/t.csv"]}]}, 403),
+    ("bob", "get", "/api/requests/{rid}", None, 403),
+    ("bob", "post", "/api/requests/{rid}/withdraw", None, 403),
+    ("ann", "post", "/api/files/{fid}/reviews", {"decision": "approve"}, 403),
+    ("bob", "post", "/api/files/{fid}/reviews", {"decision": "approve"}, 403),
+    ("sam", "post", "/api/files/{fid}/replace", None, 403),
+    ("ann", "get", "/api/files/{fid}/download", None, 403),
+    ("ann", "get", "/files/{fid}/raw", None, 403),
+], ids=["steward-submits", "researcher-queue", "other-project-browse", "other-project-submit",
+        "other-project-view", "other-withdraws", "requester-reviews", "researcher-reviews",
+        "steward-replaces", "download-before-release", "researcher-raw-preview"])
+def test_wrong_person_is_refused(world, who, method, path, body, status):
+    write(world, "p/t.csv", SAFE_CSV)
+    view = world.ann.submit(["p/t.csv"]).json()
+    fid = _files(view)["p/t.csv"]["id"]
+    person = getattr(world, who)
+    url = path.format(rid=view["id"], fid=fid)
+    r = person.get(url) if method == "get" else person.post(url, json=body)
+    assert r.status_code == status, r.text
+    if url.startswith("/api/"):
+        assert r.json()["message"]
+    after = world.ann.get(f"/api/requests/{view['id']}").json()
+    assert after["status"] == "submitted" and _files(after)["p/t.csv"]["decisions"] == 0
+
+
+@pytest.mark.parametrize("setup, path, status, message", [
+    (None, "../../other/bob/x.csv", 400, "leaves"),
+    (None, "%2e%2e/%2e%2e/x.csv", 400, "leaves"),
+    (None, "/etc/passwd", 400, "absolute"),
+    ("symlink", "bad/link.csv", 403, "link"),
+    ("symlink-dir", "bad/up/secret.csv", 403, "link"),
+    ("hardlink", "bad/hard.csv", 403, "hard links"),
+    ("fifo", "bad/pipe.csv", 403, "not a regular file"),
+    ("oversize", "bad/big.csv", 400, "allowed per file"),
+], ids=["traversal", "encoded-traversal", "absolute", "symlink", "symlinked-folder", "hard-link", "fifo",
+        "oversize"])
+def test_unsafe_files_are_refused(world, setup, path, status, message):
+    outside = world.base / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "secret.csv").write_bytes(b"id,dob\n1,1970-01-01\n")
+    bad = world.ws / "bad"
+    bad.mkdir(exist_ok=True)
+    target = world.ws / path
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    if setup == "symlink":
+        os.symlink(outside / "secret.csv", target)
+    elif setup == "symlink-dir":
+        if not (bad / "up").is_symlink():
+            os.symlink(outside, bad / "up")
+    elif setup == "hardlink":
+        os.link(outside / "secret.csv", target)
+    elif setup == "fifo":
+        os.mkfifo(target)
+    elif setup == "oversize":
+        target.write_bytes(b"a,b\n" + b"1,2\n" * (300 * 1024))  # 1.2 MiB > max_file_mib = 1
+    before = world.ann.get("/api/requests").json()["requests"]
+    r = world.ann.submit([path])
+    assert r.status_code == status, r.text
+    assert message in r.json()["message"]
+    assert world.ann.get("/api/requests").json()["requests"] == before  # nothing was created
+
+
+def test_browsing_outside_the_workspace_is_refused(world):
+    for p in ("..", "../bob", "%2e%2e"):
+        r = world.ann.get("/api/projects/cardio/workspace", params={"path": p})
+        assert r.status_code == 400, (p, r.text)
+
+
+def test_cookie_posts_need_the_csrf_token_and_strangers_need_login(world):
+    write(world, "c/t.csv", SAFE_CSV)
+    r = world.ann.post("/api/requests", {"project": "cardio", "groups": [
+        {"name": "g", "context": "c", "controls": "k", "paths": ["c/t.csv"]}]}, csrf=False)
+    assert r.status_code == 403 and r.json()["error"] == "csrf"
+    anon = requests.get(world.hub.url + SERVICE + "/api/me", timeout=30)
+    assert anon.status_code == 401
+    page = requests.get(world.hub.url + SERVICE + "/queue", timeout=30, allow_redirects=True)
+    assert page.url.startswith(world.hub.url + "/hub/login")  # sent to the hub's login (with MFA)
+
+
+def test_tampered_store_gives_refusal_not_bytes(world):
+    from egress_review import store
+
+    write(world, "tamper/t.csv", SAFE_CSV)
+    view = world.ann.submit(["tamper/t.csv"]).json()
+    f = _files(view)["tamper/t.csv"]
+    world.sam.decide(f["id"])
+    world.sue.decide(f["id"])
+    blob = store.blob_path(world.settings.state_dir, f["sha256"])
+    blob.chmod(0o644)
+    blob.write_bytes(SMALL_CELLS_CSV)
+    try:
+        r = world.ann.get(f"/api/files/{f['id']}/download")
+        assert r.status_code == 409 and r.json()["error"] == "store_tampered"
+        assert b"north,3" not in r.content
+    finally:
+        blob.write_bytes(SAFE_CSV)
+        blob.chmod(0o444)
+
+
+def test_withdraw_and_openapi(world):
+    write(world, "w/t.csv", SAFE_CSV)
+    view = world.ann.submit(["w/t.csv"]).json()
+    assert world.ann.post(f"/api/requests/{view['id']}/withdraw").json()["status"] == "withdrawn"
+    r = world.ann.post(f"/api/requests/{view['id']}/withdraw")
+    assert r.status_code == 409
+    spec = requests.get(world.hub.url + SERVICE + "/api/openapi.json", timeout=30).json()
+    assert f"{SERVICE}/api/requests" in spec["paths"] and f"{SERVICE}/api/files/{{file_id}}/reviews" in spec["paths"]

@@ -194,6 +194,8 @@ def test_changes_requested_new_version_then_release(world):
     view = world.ann.submit(["cr/t.csv"]).json()
     [f] = _files(view).values()
     assert f["check_status"] == "fail"
+    page = world.sam.get(f"/requests/{view['id']}").text
+    assert page.count('class="flagged"') == 1 and "small_cells" in page  # the cell the checks point at
     r = world.sam.decide(f["id"], "approve")
     assert r.status_code == 400 and "override reason" in r.json()["message"]
     assert world.sam.decide(f["id"], "request_changes", comment="north has 3: suppress it").status_code == 200

@@ -28,6 +28,7 @@ def configure(c, s) -> None:
     c.JupyterHub.cookie_secret_file = str(secrets / "jupyterhub_cookie_secret")
     c.ConfigurableHTTPProxy.auth_token = (secrets / "proxy_auth_token").read_text().strip()
     c.ConfigurableHTTPProxy.command = proxy_command()
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{s.hub.proxy_api_port}"
     c.ConfigurableHTTPProxy.pid_file = str(s.state_dir / "jupyterhub-proxy.pid")
     c.JupyterHub.pid_file = str(s.state_dir / "jupyterhub.pid")
     c.JupyterHub.template_paths = [str(Path(__file__).resolve().parent / "templates")]

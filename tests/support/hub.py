@@ -4,7 +4,7 @@
         r = hub.login(requests.Session(), user)          # the real login form, password + TOTP
         assert r.url.startswith(hub.url + "/hub/home")
 
-`RunningHub` writes free loopback ports (and any extra settings) into the test's settings file, runs
+`RunningHub` writes free loopback ports (public, hub API, proxy API, and any other `*port` settings key) (and any extra settings) into the test's settings file, runs
 `.venv/bin/enclave --config FILE up` in its own process group, waits for /hub/login to answer, and on
 exit terminates the whole group (hub and proxy). `.logs()` returns the captured output; the
 `running_hub` fixture (tests/support/fixtures.py) prints it at teardown so a failing test shows it.
@@ -60,6 +60,24 @@ def update_settings_file(path: Path, changes: dict[str, dict]) -> None:
     Path(path).write_text(dump_toml(data))
 
 
+def _free_ports_for_settings(extra: dict[str, dict]) -> dict[str, dict[str, int]]:
+    """A distinct free loopback port for every settings key named `port` or `*_port` (hub, proxy API,
+    services such as egress...) that the test did not set itself, so hubs of parallel tests never clash."""
+    from hub.settings import SECTIONS
+
+    taken: set[int] = set()
+    out: dict[str, dict[str, int]] = {}
+    for section, cls in SECTIONS.items():
+        for key in cls.class_traits(config=True):
+            if (key == "port" or key.endswith("_port")) and key not in extra.get(section, {}):
+                port = free_port()
+                while port in taken:
+                    port = free_port()
+                taken.add(port)
+                out.setdefault(section, {})[key] = port
+    return out
+
+
 def xsrf_from(html: str) -> str:
     m = _XSRF_RE.search(html)
     if not m:
@@ -78,7 +96,8 @@ class RunningHub:
         self.timeout = timeout
         self.proc: subprocess.Popen | None = None
         self.log_path = self.config.parent / f"hub-{os.getpid()}-{id(self)}.log"
-        self.port = self.api_port = 0
+        self.port = self.api_port = self.proxy_api_port = 0
+        self.ports: dict[str, dict[str, int]] = {}
 
     @property
     def url(self) -> str:
@@ -87,11 +106,14 @@ class RunningHub:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> RunningHub:
         if not self.port:
-            self.port, self.api_port = free_port(), free_port()
-            while self.api_port == self.port:
-                self.api_port = free_port()
+            self.ports = _free_ports_for_settings(self.extra)
+            self.port = self.ports["hub"]["port"]
+            self.api_port = self.ports["hub"]["api_port"]
+            self.proxy_api_port = self.ports["hub"].get("proxy_api_port", 0)
         changes = {k: dict(v) for k, v in self.extra.items()}
-        changes.setdefault("hub", {}).update({"bind": "127.0.0.1", "port": self.port, "api_port": self.api_port})
+        for section, values in self.ports.items():
+            changes.setdefault(section, {}).update(values)
+        changes["hub"]["bind"] = "127.0.0.1"
         update_settings_file(self.config, changes)
         env = dict(os.environ)
         env["ENCLAVE_CONFIG"] = str(self.config)

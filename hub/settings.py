@@ -143,6 +143,33 @@ class OIDCSection(Configurable):
         [],
         help="acr values that count as MFA done at the IdP.",
     ).tag(config=True)
+    display_name = Unicode(
+        "your institution", help="Shown on the login button: 'Sign in with <display_name>'."
+    ).tag(config=True)
+    mfa_step_minutes = Float(
+        5.0,
+        help="Minutes a person has, after signing in at the IdP, to enter the enclave TOTP. "
+        "Security: the half-done login lives in a signed, encrypted cookie that expires after this.",
+    ).tag(config=True)
+
+    @validate("issuer")
+    def _valid_issuer(self, proposal):
+        from urllib.parse import urlsplit
+
+        value = proposal["value"].rstrip("/")
+        if not value:
+            return value
+        url = urlsplit(value)
+        loopback = url.hostname in ("127.0.0.1", "::1", "localhost")
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise TraitError("issuer must be an https:// URL (plain http only for a loopback test IdP)")
+        return value
+
+    @validate("mfa_step_minutes")
+    def _valid_step(self, proposal):
+        if not 0.5 <= proposal["value"] <= 30:
+            raise TraitError("mfa_step_minutes must be between 0.5 and 30")
+        return proposal["value"]
 
 
 def _bytes_trait_check(name: str, value: str) -> str:
@@ -320,6 +347,42 @@ class EgressSection(Configurable):
         return proposal["value"]
 
 
+class IngestSection(Configurable):
+    """[ingest]: what `enclave data import` accepts (re-identification risk, identifier columns)."""
+
+    max_unique_share = Float(
+        0.01,
+        help="Largest share (0-1) of imported records that may be unique on the declared "
+        "quasi-identifiers. Above it the import is refused unless the steward passes --accept-risk "
+        "(audited). Security: higher values let more people be singled out by age, sex, place...",
+    ).tag(config=True)
+
+    min_k = Integer(
+        1,
+        help="Smallest equivalence class (k-anonymity) the quasi-identifiers must reach; 1 turns the "
+        "check off, 5 or 11 demand k-anonymity. Below it the import is refused unless --accept-risk.",
+    ).tag(config=True)
+
+    min_id_distinct_share = Float(
+        0.01,
+        help="An --id-columns column must have at least this many different values per record "
+        "(0.01: on average at most 100 records per person); fewer means it is not an identifier "
+        "(e.g. sex, a ward) and pseudonymising it is refused as a likely mistake.",
+    ).tag(config=True)
+
+    @validate("max_unique_share", "min_id_distinct_share")
+    def _share(self, proposal):
+        if not 0.0 <= proposal["value"] <= 1.0:
+            raise TraitError(f"{proposal['trait'].name} must be between 0 and 1")
+        return proposal["value"]
+
+    @validate("min_k")
+    def _k(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError("min_k must be at least 1 (1 turns the k check off)")
+        return proposal["value"]
+
+
 SECTIONS: dict[str, type[Configurable]] = {
     "enclave": EnclaveSection,
     "hub": HubSection,
@@ -328,6 +391,7 @@ SECTIONS: dict[str, type[Configurable]] = {
     "oidc": OIDCSection,
     "spawner": SpawnerSection,
     "egress": EgressSection,
+    "ingest": IngestSection,
 }
 
 

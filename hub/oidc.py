@@ -443,6 +443,10 @@ class EnclaveOIDCAuthenticator(GenericOAuthenticator):
         """OAuthenticator's flow, then the nonce check; refusals of the IdP's answer are audited."""
         from . import passwords
 
+        if not isinstance(handler, EnclaveOIDCCallbackHandler):
+            # Only the callback knows to hold the login for the TOTP step; any other route (a POST to
+            # /hub/login with a stolen code, say) would complete it without one. Fail closed.
+            raise _forbidden(PermissionDenied("Sign in with the button on the login page.", reason="wrong_route"))
         source = handler.request.remote_ip
         try:
             auth_model = await super().authenticate(handler, data, **kwargs)

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "hub.cli.users",
     "hub.cli.projects",
     "hub.cli.audit",
+    "hub.cli.demo",
     "hub.cli.firewall",
     "egress_review.cli_check",
     "ingest.cli",

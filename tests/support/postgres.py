@@ -73,7 +73,12 @@ class PostgresServer:
         return self.url(name)
 
     def stop(self) -> None:
+        """Stop the server; a server that is already gone is not an error at teardown."""
         try:
             self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        except subprocess.CalledProcessError as exc:
+            log = self.data / "log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            print(f"pg_ctl stop failed ({exc.stderr!r}); server log tail:\n{tail}")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)

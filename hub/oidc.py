@@ -27,7 +27,7 @@ from typing import Any
 import jwt
 import requests
 from oauthenticator.generic import GenericOAuthenticator
-from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, _deserialize_state
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler, _deserialize_state
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, List, Unicode
 
@@ -282,8 +282,11 @@ class EnclaveOIDCLoginHandler(OAuthLoginHandler):
 def _forbidden(exc: EnclaveError):
     from tornado import web
 
-    # No format args are passed, so tornado shows the message exactly as written.
-    return web.HTTPError(exc.status if exc.status >= 400 else 403, str(exc))
+    # The message goes to JupyterHub's error page only: tornado would otherwise log it together with
+    # the unscrubbed callback URL (authorization code and state); our own log line has the detail.
+    err = web.HTTPError(exc.status if exc.status >= 400 else 403)
+    err.jupyterhub_message = str(exc)
+    return err
 
 
 async def complete_login(handler, username: str, admin: bool, role: str):
@@ -292,6 +295,14 @@ async def complete_login(handler, username: str, admin: bool, role: str):
     handler.set_login_cookie(user)
     handler.log.info("SSO login completed for %s", username)
     return user
+
+
+class EnclaveOIDCLogoutHandler(OAuthLogoutHandler):
+    """Logging out also forgets a half-done SSO login."""
+
+    async def handle_logout(self):
+        self.clear_cookie(PENDING_COOKIE, path=self.hub.base_url)
+        await super().handle_logout()
 
 
 class EnclaveOIDCCallbackHandler(OAuthCallbackHandler):
@@ -392,6 +403,7 @@ class EnclaveOIDCAuthenticator(GenericOAuthenticator):
 
     login_handler = EnclaveOIDCLoginHandler
     callback_handler = EnclaveOIDCCallbackHandler
+    logout_handler = EnclaveOIDCLogoutHandler
 
     enclave_settings = AnyTrait(help="hub.settings.Settings of this enclave (set by hub.oidc.configure).").tag(
         config=True)

@@ -241,12 +241,6 @@ def test_idp_cancel_is_refused_with_a_message(hub, idp):
     assert not logged_in(hub, http)
 
 
-def test_audit_chain_is_intact_after_the_sso_logins(hub, env):
-    with db.transaction(env.db_url) as session:
-        verdict = audit.verify(session)
-    assert verdict.ok, str(verdict)
-
-
 def test_operator_flow_enrolment_without_password_then_sso_with_code(hub, idp, env):
     """`enclave user add` -> enrolment page (no password in SSO mode) -> IdP -> code -> home."""
     token = pending_user(env.settings, "sso-new")
@@ -284,3 +278,20 @@ def test_password_form_post_cannot_bypass_the_code_step(hub, idp, env):
     # JupyterHub re-renders the login page, whose SSO variant shows only the sign-in button
     assert r.status_code == 403 and "Sign in with your institution" in r.text
     assert not logged_in(hub, http)
+
+
+def test_logout_forgets_a_half_done_login(hub, idp, env):
+    enrolled_user(env.settings, "sso-max")
+    http = requests.Session()
+    step = idp_login(hub, idp, http, "sso-max", amr=["pwd"])
+    assert step.url == hub.url + "/hub/mfa"
+    http.get(hub.url + "/hub/logout", timeout=30)
+    r = http.get(hub.url + "/hub/mfa", timeout=30)
+    assert r.status_code == 403 and "missing or has expired" in r.text
+
+
+def test_audit_chain_is_intact_after_the_sso_logins(hub, env):
+    """Last in the module: every SSO event above went into one unbroken hash chain."""
+    with db.transaction(env.db_url) as session:
+        verdict = audit.verify(session)
+    assert verdict.ok, str(verdict)

@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from . import Unreadable
 
-CSV_BLOCK_BYTES = 16 * 2**20
+CSV_BLOCK_BYTES = 16 * 2**20  # bytes read and parsed at a time
+CSV_PARSE_BLOCK_BYTES = 4 * 2**20  # pyarrow's block inside a chunk (one per thread)
 XLSX_BATCH_ROWS = 5000
 PARQUET_BATCH_ROWS = 64 * 1024
 _SAMPLE_BYTES = 2**20
@@ -130,18 +131,59 @@ def _csv(path: Path, tab: bool) -> TableStream:
             return Unreadable("too many columns mix numbers and text to read the file as a table: " + reason)
         return Restart(reason)
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=dialect.encoding)
+    names = _dedupe(dialect.header)
+
+    def options(types: dict, skip_header: bool = False) -> tuple:
+        read = pacsv.ReadOptions(column_names=names, block_size=CSV_PARSE_BLOCK_BYTES, encoding=dialect.encoding,
+                                 skip_rows=1 if skip_header else 0)
         parse = pacsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=state["newlines_in_values"])
         convert = pacsv.ConvertOptions(
             null_values=_DEFAULT_NULLS + dialect.markers, strings_can_be_null=True,
-            decimal_point=dialect.decimal_point, column_types=dict(state["as_text"]),
+            decimal_point=dialect.decimal_point, column_types=types,
         )
+        return read, parse, convert
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        if state["newlines_in_values"]:
+            yield from streamed()
+            return
+        # Our own chunking at line ends, each chunk parsed by the multi-threaded reader with the types
+        # of the first chunk: bounded memory (pyarrow's streaming reader reads ahead without limit).
+        fixed: dict | None = None
+        with path.open("rb") as fh:
+            fh.readline()  # the header: names come from the sniffed header
+            rest = b""
+            while True:
+                data = fh.read(CSV_BLOCK_BYTES)
+                buf = rest + data
+                if data:
+                    cut = buf.rfind(b"\n") + 1
+                    if cut == 0:
+                        rest = buf  # one line longer than a block: read on
+                        continue
+                    buf, rest = buf[:cut], buf[cut:]
+                else:
+                    rest = b""
+                if buf.strip():
+                    types = dict(state["as_text"]) if fixed is None else {**fixed, **state["as_text"]}
+                    try:
+                        table = pacsv.read_csv(pa.BufferReader(buf), *options(types))
+                    except pa.ArrowInvalid as exc:
+                        raise _handle(str(exc), names) from None
+                    if fixed is None:
+                        fixed = {n: (pa.string() if pa.types.is_null(t) else t)
+                                 for n, t in zip(names, table.schema.types)}
+                    yield from table.to_batches()
+                    del table
+                if not data:
+                    return
+
+    def streamed() -> Iterator[pa.RecordBatch]:
+        """Quoted line breaks: only pyarrow's streaming reader can follow them across blocks."""
         try:
-            reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+            reader = pacsv.open_csv(pa.OSFile(str(path)), *options(dict(state["as_text"]), skip_header=True))
         except pa.ArrowInvalid as exc:
-            raise _handle(str(exc), None) from None
-        names = reader.schema.names
+            raise _handle(str(exc), names) from None
         while True:
             try:
                 batch = reader.read_next_batch()
@@ -155,17 +197,20 @@ def _csv(path: Path, tab: bool) -> TableStream:
         m = _COLUMN_ERR.search(msg)
         if m and names:
             col = names[int(m.group(1))]
-            state["as_text"][col] = pa.string()
-            return restart(f"column '{col}' holds text")
+            v = _BAD_VALUE.search(msg)
+            widen = v and v.group(1).startswith(("int", "uint")) and _NUMBER_RE.match(v.group(2))
+            state["as_text"][col] = pa.float64() if widen and col not in state["as_text"] else pa.string()
+            return restart(f"column '{col}' holds {'decimals' if widen else 'text'}")
         if "Expected" in msg and "columns" in msg and not state["newlines_in_values"]:
             state["newlines_in_values"] = True  # maybe quoted line breaks: read once more allowing them
             return restart("quoted line breaks")
         return Unreadable(_readable_csv_error(msg))
 
-    return TableStream(None, _dedupe(dialect.header), batches, notes)
+    return TableStream(None, names, batches, notes)
 
 
 _COLUMN_ERR = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error")
+_BAD_VALUE = re.compile(r"conversion error to (\w+): invalid value '(.*)'")
 
 
 def _readable_csv_error(msg: str) -> str:

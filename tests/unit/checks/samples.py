@@ -257,3 +257,7 @@ def binary_as_csv(folder: Path) -> Path:
     p = folder / "junk.csv"
     p.write_bytes(bytes(range(256)) * 4)
     return p
+
+
+QUOTED_NEWLINES = 'region,comment,n\nNorth,"first line\nsecond line",120\nSouth,"ok",4\n'
+DECIMALS_LATE = "region,n\n" + "".join(f"R{i},{50 + i}\n" for i in range(40)) + "R99,12.5\n"

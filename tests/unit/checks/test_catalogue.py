@@ -194,3 +194,19 @@ def test_input_rows_of_the_project_fail(tmp_path):
 def test_a_missing_file_is_a_verdict_not_a_crash(tmp_path):
     verdict = check_file(tmp_path / "gone.csv", Policy())
     assert verdict.status == "fail" and "cannot read" in verdict.findings[0].message
+
+
+def test_quoted_line_breaks_are_followed(tmp_path):
+    p = s.write(tmp_path, "comments.csv", s.QUOTED_NEWLINES)
+    verdict = check_file(p, Policy())
+    small = next(f for f in verdict.findings if f.check == "small_cells")
+    assert small.cells == [("South / ok", "n")]
+
+
+def test_decimals_late_in_a_count_column_make_it_a_statistic(tmp_path, monkeypatch):
+    from egress_review.checks import readers
+
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 64)
+    verdict = check_file(s.write(tmp_path, "late_decimal.csv", s.DECIMALS_LATE), Policy())
+    assert verdict.status == "review"
+    assert [f.check for f in verdict.findings] == ["statistics"]

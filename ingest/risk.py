@@ -40,7 +40,7 @@ class ClassCounter:
         t = batch.select(self.qis)
         if isinstance(t, pa.RecordBatch):
             t = pa.Table.from_batches([t])
-        g = t.group_by(self.qis, use_threads=False).aggregate([([], "count_all")])
+        g = t.group_by(self.qis).aggregate([([], "count_all")])
         g = g.rename_columns([*self.qis, COUNT])
         self._parts.append(g)
         self._pending += g.num_rows
@@ -63,13 +63,16 @@ class ClassCounter:
 def _regroup(t: pa.Table, keys: list[str]) -> pa.Table:
     if not keys:
         return pa.table({COUNT: [int(pc.sum(t[COUNT]).as_py() or 0)]})
-    g = t.group_by(keys, use_threads=False).aggregate([(COUNT, "sum")])
+    g = t.group_by(keys).aggregate([(COUNT, "sum")])
     return g.rename_columns([*keys, COUNT])
 
 
-def measures(classes: pa.Table) -> dict:
-    """k and how many records sit in small classes, from the class table."""
-    c = classes[COUNT].to_numpy() if classes.num_rows else np.empty(0, np.int64)
+def measures(classes: pa.Table | np.ndarray) -> dict:
+    """k and how many records sit in small classes, from the class table (or its array of class sizes)."""
+    if isinstance(classes, pa.Table):
+        c = classes[COUNT].to_numpy() if classes.num_rows else np.empty(0, np.int64)
+    else:
+        c = np.asarray(classes, dtype=np.int64)
     total = int(c.sum())
     if total == 0:
         return {"records": 0, "classes": 0, "k": None, "unique_records": 0, "unique_share": 0.0,
@@ -96,8 +99,9 @@ def smallest_classes(classes: pa.Table, qis: list[str], limit: int = TOP_CLASSES
     """The combinations that single people out most: the smallest classes, smallest first."""
     if not qis or classes.num_rows == 0:
         return []
-    order = pc.sort_indices(classes, sort_keys=[(COUNT, "ascending")] + [(q, "ascending") for q in qis])
-    top = classes.take(order[:limit]).to_pylist()
+    keys = [(COUNT, "ascending")] + [(q, "ascending") for q in qis]
+    few = classes.take(pc.select_k_unstable(classes, k=limit, sort_keys=[(COUNT, "ascending")]))
+    top = few.take(pc.sort_indices(few, sort_keys=keys)).to_pylist()  # O(n) selection, then a tiny sort
     return [{"values": {q: _jsonable(row[q]) for q in qis}, "records": row[COUNT]} for row in top]
 
 
@@ -130,12 +134,11 @@ def _prefix(n: int):
     return fn
 
 
-def _date_part(fmt: str, chars: int):
+def _date_part(chars: int):
     def fn(a: pa.Array) -> pa.Array:
-        if pa.types.is_date(a.type) or pa.types.is_timestamp(a.type):
-            ts = a if pa.types.is_timestamp(a.type) else pc.cast(a, pa.timestamp("s"))
-            return pc.strftime(ts, format=fmt)
-        return pc.utf8_slice_codeunits(pc.cast(a, pa.string()), 0, chars)
+        if pa.types.is_timestamp(a.type):
+            a = pc.cast(a, pa.timestamp("s"), safe=False)
+        return pc.utf8_slice_codeunits(pc.cast(a, pa.string()), 0, chars)  # 'YYYY-MM-DD...' prefix
     return fn
 
 
@@ -153,8 +156,8 @@ def candidate_generalisations(classes: pa.Table, qis: list[str]) -> list[list[Ge
                         Generalisation(q, f"{q} to its first 2 characters", _prefix(2))])
         elif pa.types.is_date(t) or pa.types.is_timestamp(t) or (
                 _DATE.search(q) and (pa.types.is_string(t) or pa.types.is_large_string(t))):
-            out.append([Generalisation(q, f"{q} to month (YYYY-MM)", _date_part("%Y-%m", 7)),
-                        Generalisation(q, f"{q} to year (YYYY)", _date_part("%Y", 4))])
+            out.append([Generalisation(q, f"{q} to month (YYYY-MM)", _date_part(7)),
+                        Generalisation(q, f"{q} to year (YYYY)", _date_part(4))])
     return out
 
 
@@ -164,11 +167,57 @@ def _looks_like_age(col: pa.ChunkedArray) -> bool:
     return lo is not None and lo >= 0 and hi <= 125 and pa.types.is_integer(col.type)
 
 
-def _apply(classes: pa.Table, gens: list[Generalisation], qis: list[str]) -> pa.Table:
-    t = classes
-    for g in gens:
-        t = t.set_column(t.schema.get_field_index(g.column), g.column, g.fn(t[g.column].combine_chunks()))
-    return _regroup(t, qis)
+class _Codes:
+    """The class table with each quasi-identifier replaced by integer codes into its distinct values.
+
+    A generalisation then only transforms the (small) list of distinct values, and regrouping is a
+    numpy sort of one int64 key per class instead of a group-by over text columns.
+    """
+
+    def __init__(self, classes: pa.Table, qis: list[str]):
+        self.qis = qis
+        self.counts = classes[COUNT].to_numpy().astype(np.int64) if classes.num_rows else np.empty(0, np.int64)
+        self.values: dict[str, pa.Array] = {}
+        self.codes: dict[str, np.ndarray] = {}
+        for q in qis:
+            enc = pc.dictionary_encode(classes[q].combine_chunks(), null_encoding="encode")
+            self.values[q] = enc.dictionary
+            self.codes[q] = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def sizes(self, gens: list[Generalisation] = (), leave_out: str | None = None) -> np.ndarray:
+        """Class sizes after applying `gens` (and leaving one quasi-identifier out)."""
+        columns = []
+        for q in self.qis:
+            if q == leave_out:
+                continue
+            codes, n = self.codes[q], len(self.values[q])
+            for g in gens:
+                if g.column == q:
+                    enc = pc.dictionary_encode(g.fn(self.values[q]), null_encoding="encode")
+                    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)[codes]
+                    n = len(enc.dictionary)
+            columns.append((codes, max(n, 1)))
+        if len(self.counts) == 0:
+            return self.counts
+        if not columns:
+            return np.array([self.counts.sum()])
+        span = 1
+        for _, n in columns:
+            span *= n
+        if span < 2**62:
+            key = np.zeros(len(self.counts), dtype=np.int64)
+            for codes, n in columns:
+                key = key * n + codes
+        else:  # too many combinations for one integer: let Arrow group the code columns
+            t = pa.table({f"c{i}": c for i, (c, _) in enumerate(columns)} | {COUNT: self.counts})
+            return _regroup(t, [f"c{i}" for i in range(len(columns))])[COUNT].to_numpy()
+        if span <= max(4 * len(key), 1 << 24):  # dense enough: count straight into an array
+            sums = np.bincount(key, weights=self.counts, minlength=span)
+            return sums[sums > 0].astype(np.int64)
+        order = np.argsort(key)
+        key, counts = key[order], self.counts[order]
+        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+        return np.add.reduceat(counts, starts)
 
 
 def _short(m: dict) -> dict:
@@ -178,20 +227,22 @@ def _short(m: dict) -> dict:
 def suggestions(classes: pa.Table, qis: list[str]) -> list[dict]:
     """What each generalisation (alone, then all together) and leaving each QI out would reach."""
     rows = []
+    if not qis or classes.num_rows == 0:
+        return rows
+    codes = _Codes(classes, qis)
     cands = candidate_generalisations(classes, qis)
     for levels in cands:
         for g in levels:
-            rows.append({"change": g.label, "columns": [g.column], **_short(measures(_apply(classes, [g], qis)))})
+            rows.append({"change": g.label, "columns": [g.column], **_short(measures(codes.sizes([g])))})
     for level in (0, 1):
         if len(cands) > 1:
             gens = [levels[level] for levels in cands]
             label = "all of: " + "; ".join(g.label for g in gens)
             rows.append({"change": label, "columns": [g.column for g in gens],
-                         **_short(measures(_apply(classes, gens, qis)))})
+                         **_short(measures(codes.sizes(gens)))})
     if len(qis) > 1:
         for q in qis:
-            rest = [x for x in qis if x != q]
-            rows.append({"change": f"leave out {q}", "columns": [q], **_short(measures(_regroup(classes.drop_columns([q]), rest)))})
+            rows.append({"change": f"leave out {q}", "columns": [q], **_short(measures(codes.sizes(leave_out=q)))})
     return rows
 
 

@@ -36,6 +36,14 @@ class Policy:
     project: str | None = None  # for the "rows of the project's own input data" check
     state_dir: Path | None = None
 
+    def __post_init__(self):
+        if self.min_cell_count < 1:
+            raise ValueError("min_cell_count must be at least 1")
+        if not 0 < self.p_ratio < 1 or not 0 < self.nk_k <= 1 or self.nk_n < 1:
+            raise ValueError("p_ratio and nk_k are shares between 0 and 1, nk_n at least 1")
+        if self.max_file_bytes < 1:
+            raise ValueError("max_file_bytes must be positive")
+
 
 @dataclass
 class Finding:

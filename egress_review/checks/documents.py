@@ -14,9 +14,6 @@ from . import Finding, Policy, Unreadable
 
 CHUNK = 2**20
 
-_LOOK = Finding  # alias for readability below
-
-
 def check_image(path: Path, policy: Policy, name: str) -> list[Finding]:
     ext = PurePosixPath(name).suffix.lower()
     if ext == ".png":
@@ -127,17 +124,12 @@ _PDF_ACTIVE = re.compile(rb"/(JavaScript|JS|EmbeddedFile|EmbeddedFiles|Launch|Ri
 
 def check_pdf(path: Path, policy: Policy, name: str) -> list[Finding]:
     found: set[str] = set()
-    eof_at = -1
-    pos = 0
+    eof = False
     for block in _blocks(path, overlap=32):
-        for m in _PDF_ACTIVE.finditer(block):
-            found.add(m.group(1).decode())
-        i = block.rfind(b"%%EOF")
-        if i >= 0:
-            eof_at = pos + i
-        pos += len(block) - 32 if len(block) > 32 else len(block)
+        found.update(m.group(1).decode() for m in _PDF_ACTIVE.finditer(block))
+        eof = eof or b"%%EOF" in block
     out: list[Finding] = []
-    if eof_at < 0:
+    if not eof:
         raise Unreadable("the PDF is truncated (no %%EOF marker)")
     risky = found & {"JavaScript", "JS", "EmbeddedFile", "EmbeddedFiles", "Launch", "RichMedia", "XFA"}
     if risky:

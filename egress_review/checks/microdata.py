@@ -4,7 +4,8 @@ hold rows of the project's own input data?
 Signals, each enough for a `fail` (documented in docs/checks.md):
 - a column named like a person identifier (`patient_id`, `nir`, `ben_nir_psa`, `subject`, `id`...);
 - a column of identifier-like values: in the first 100,000 rows at least 95% distinct, at least 8
-  characters, digits in nearly all of them, no spaces (hashes, pseudonyms, NIR-like numbers);
+  characters, digits in nearly all of them, one token each (letters, digits, `_+/=-`), not dates
+  (hashes, pseudonyms, NIR-like numbers);
 - a column named like a date or year of birth (`dob`, `birth_date`, `date_naissance`, `ben_nai_ann`...);
 - free text: a text column whose values average 60+ characters and 8+ spaces;
 - label combinations that repeat: in a table of aggregates every row is a distinct cell, so when 20% of
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 
 from . import Finding, Policy
 
+_DATE = r"^\d{4}[-/]\d{1,2}([-/]\d{1,2})?([T ].*)?$|^\d{1,2}[-/]\d{1,2}[-/]\d{2,4}$"
 MICRODATA_ROWS = 100_000
 ID_SAMPLE_ROWS = 100_000
 DUP_SAMPLE_ROWS = 1_000_000
@@ -107,8 +109,9 @@ class RecordLevelSignals:
             if k >= 100 and (pc.min(lengths).as_py() or 0) >= 8:
                 distinct = pc.count_distinct(present).as_py()
                 digits = pc.sum(pc.match_substring_regex(present, r"\d")).as_py() or 0
-                spaced = pc.sum(pc.match_substring(present, " ")).as_py() or 0
-                if distinct >= 0.95 * k and digits >= 0.9 * k and spaced == 0:
+                tokens = pc.sum(pc.match_substring_regex(present, r"^[A-Za-z0-9_+/=-]+$")).as_py() or 0
+                dates = pc.sum(pc.match_substring_regex(present, _DATE)).as_py() or 0
+                if distinct >= 0.95 * k and digits >= 0.9 * k and tokens == k and dates < 0.5 * k:
                     self.by_value.append(
                         f"column '{name}' holds identifier-like values ({distinct:,} distinct codes of 8+ "
                         f"characters in {k:,} rows)")

@@ -110,7 +110,9 @@ class TableAnalyzer:
                 self.magnitudes.append(_Magnitude(i, n, [j for _, j in sorted(contrib[i])]))
                 self.contributions += [names[j] for _, j in sorted(contrib[i])]
             elif _numeric(types[i]):
-                if STAT_NAME.search(norm(n)) or "%" in n:
+                if LABEL_NAME.match(norm(n)):
+                    self.labels.append(i)  # year, age... further right: still a label, not a count
+                elif STAT_NAME.search(norm(n)) or "%" in n:
                     self.statistics.append(n)
                 else:
                     self.counts.append(_Counts(i, n))

@@ -210,3 +210,21 @@ def test_decimals_late_in_a_count_column_make_it_a_statistic(tmp_path, monkeypat
     verdict = check_file(s.write(tmp_path, "late_decimal.csv", s.DECIMALS_LATE), Policy())
     assert verdict.status == "review"
     assert [f.check for f in verdict.findings] == ["statistics"]
+
+
+def test_daily_counts_with_date_labels_are_not_identifiers(tmp_path):
+    rows = ["day,admissions"] + [f"2025-{1 + i // 28:02d}-{1 + i % 28:02d},{40 + i % 30}" for i in range(300)]
+    verdict = check_file(s.write(tmp_path, "daily.csv", "\n".join(rows) + "\n"), Policy())
+    assert verdict.status == "pass", verdict.findings
+
+
+def test_label_columns_right_of_the_counts_are_not_counts(tmp_path):
+    verdict = check_file(s.write(tmp_path, "t.csv", "region,n,year\nNorth,120,2021\nSouth,45,2022\n"), Policy())
+    assert verdict.status == "pass", verdict.findings
+
+
+@pytest.mark.parametrize("bad", [{"min_cell_count": 0}, {"p_ratio": 1.5}, {"nk_k": 0}, {"max_file_bytes": 0}],
+                         ids=["zero-threshold", "p-over-1", "k-zero", "no-size"])
+def test_a_policy_that_checks_nothing_is_refused(bad):
+    with pytest.raises(ValueError):
+        Policy(**bad)

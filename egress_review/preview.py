@@ -103,8 +103,26 @@ def _output_html(out: dict) -> str:
     return '<p class="hint">(output of a type that is not shown: ' + _esc(", ".join(data)) + ")</p>"
 
 
+def _nbconvert_html(data: bytes) -> str | None:
+    """nbconvert's HTML exporter when installed (it never executes; no ExecutePreprocessor is enabled),
+    shown in an iframe sandbox without scripts. None when nbconvert is not available."""
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+    except ImportError:
+        return None
+    try:
+        body, _ = HTMLExporter(template_name="classic").from_notebook_node(nbformat.reads(data.decode(), as_version=4))
+    except Exception:  # noqa: BLE001 - fall back to the simple renderer
+        return None
+    return f'<iframe class="output notebook" sandbox="" srcdoc="{_esc(body)}"></iframe>'
+
+
 def notebook_html(data: bytes) -> str:
-    """Cells and their saved outputs, from the JSON only (no kernel, no nbconvert execution)."""
+    """Cells and their saved outputs, from the JSON only (no kernel is started)."""
+    converted = _nbconvert_html(data)
+    if converted is not None:
+        return converted
     try:
         nb = json.loads(data)
     except (ValueError, UnicodeDecodeError):

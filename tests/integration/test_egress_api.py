@@ -328,3 +328,21 @@ def test_withdraw_and_openapi(world):
     assert r.status_code == 409
     spec = requests.get(world.hub.url + SERVICE + "/api/openapi.json", timeout=30).json()
     assert f"{SERVICE}/api/requests" in spec["paths"] and f"{SERVICE}/api/files/{{file_id}}/reviews" in spec["paths"]
+
+
+def test_html_pages_submit_and_withdraw_with_csrf(world):
+    write(world, "form/t.csv", SAFE_CSV)
+    page = world.ann.get("/projects/cardio/browse", params={"path": "form"})
+    assert page.status_code == 200 and 'value="form/t.csv"' in page.text
+    form = {"_csrf": world.ann.csrf, "project": "cardio", "group_name": "g", "context": "what it shows",
+            "controls": "suppressed", "paths": ["form/t.csv"]}
+    r = world.ann.http.post(world.hub.url + SERVICE + "/requests", data=form, timeout=60)
+    assert r.status_code == 200 and "/requests/" in r.url and "form/t.csv" in r.text
+    rid = int(r.url.rstrip("/").rsplit("/", 1)[1])
+    # no csrf: an error page, nothing created
+    r = world.ann.http.post(world.hub.url + SERVICE + "/requests", data=dict(form, _csrf="x"), timeout=60)
+    assert r.status_code == 403 and "reload the page" in r.text
+    r = world.ann.http.post(world.hub.url + SERVICE + f"/requests/{rid}/withdraw", data={"_csrf": world.ann.csrf})
+    assert r.status_code == 200 and 'id="request-status">withdrawn<' in r.text
+    r = world.bob.get(f"/requests/{rid}")
+    assert r.status_code == 403 and "not yours" in r.text

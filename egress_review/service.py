@@ -30,9 +30,14 @@ def service_spec(s) -> dict:
     }
 
 
+def _current(section, key, empty):
+    value = section[key] if key in section else empty
+    if hasattr(value, "get_value"):  # traitlets LazyConfigValue from an earlier .append()/.add()
+        value = value.get_value(empty)
+    return value
+
+
 def configure(c, s) -> None:
-    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
-    services = [svc for svc in services if svc.get("name") != NAME] + [service_spec(s)]
-    c.JupyterHub.services = services
-    scopes = set(c.JupyterHub.extra_user_scopes) if "extra_user_scopes" in c.JupyterHub else set()
-    c.JupyterHub.extra_user_scopes = scopes | {ACCESS_SCOPE}
+    services = [svc for svc in _current(c.JupyterHub, "services", []) if svc.get("name") != NAME]
+    c.JupyterHub.services = services + [service_spec(s)]
+    c.JupyterHub.extra_user_scopes = set(_current(c.JupyterHub, "extra_user_scopes", set())) | {ACCESS_SCOPE}

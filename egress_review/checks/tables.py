@@ -81,11 +81,13 @@ class TableAnalyzer:
         self.contributions: list[str] = []
         self.signals: RecordLevelSignals | None = None
         self.input_rows = InputRowMatcher(policy)
+        self.numeric_text: set[int] = set()
 
     # -- roles, from the first batch's types and the column names
-    def _assign_roles(self, schema: pa.Schema) -> None:
+    def _assign_roles(self, batch: pa.RecordBatch) -> None:
         names = self.columns
-        types = [schema.field(i).type for i in range(len(names))]
+        self.numeric_text = {j for j in range(1, batch.num_columns) if _numbers_as_text(batch.column(j))}
+        types = [pa.float64() if i in self.numeric_text else batch.schema.field(i).type for i in range(len(names))]
         lower = {n: i for i, n in enumerate(names)}
         contrib: dict[int, list[tuple[int, int]]] = {}
         is_contrib = set()
@@ -120,7 +122,9 @@ class TableAnalyzer:
 
     def feed(self, batch: pa.RecordBatch) -> None:
         if self.signals is None:
-            self._assign_roles(batch.schema)
+            self._assign_roles(batch)
+        if self.numeric_text:
+            batch = _with_numbers(batch, self.numeric_text)
         offset = self.rows
         m = self.policy.min_cell_count
         for c in self.counts:
@@ -319,6 +323,57 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(f)
     return out
+
+
+_SPACES = " \u00a0\u202f'"  # thousands separators that cannot be decimal points
+_NUMBER_TEXT = r"^\s*[-+]?(\d{1,3}([" + _SPACES + r",.]\d{3})+|\d+)([.,]\d+)?\s*$"
+_MARKER_TEXT = r"^\s*(<\s*=?\s*\d+|\*+|[cxs]|\.\.|n/?a|suppressed|redacted|masked|-)\s*$"
+
+
+def _numbers_as_text(arr) -> bool:
+    """A text column of numbers written for people ("1 234", "1,234", "12,5", with "*" or "<10" among them)."""
+    if not is_text(arr.type):
+        return False
+    present = arr.drop_null()
+    if pa.types.is_dictionary(present.type):
+        present = present.cast(pa.string())
+    if len(present) == 0:
+        return False
+    numbers = _true(pc.match_substring_regex(present, _NUMBER_TEXT))
+    markers = _true(pc.match_substring_regex(present, _MARKER_TEXT, ignore_case=True))
+    if not numbers or numbers + markers != len(present):
+        return False
+    if _true(pc.match_substring_regex(present, r"^\s*[-+]?0\d")):
+        return False  # leading zeros: codes ("01", "75001"), not numbers
+    # written for people: grouped thousands or a decimal comma, or hidden values among the numbers
+    return bool(markers) or _true(pc.match_substring_regex(present, r"\d[" + _SPACES + r",.]\d")) > 0
+
+
+def _with_numbers(batch: pa.RecordBatch, columns: set[int]) -> pa.RecordBatch:
+    arrays = list(batch.columns)
+    for j in columns:
+        arr = arrays[j]
+        if not is_text(arr.type):
+            continue
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.cast(pa.string())
+        text = pc.replace_substring_regex(arr, "[" + _SPACES + "]", "")
+        text = _drop_thousands(text)
+        hidden = pc.match_substring_regex(text, _MARKER_TEXT, ignore_case=True)
+        text = pc.if_else(hidden, pa.scalar(None, pa.string()), text)
+        try:
+            arrays[j] = pc.cast(text, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # not numbers after all in this batch: the column is reported as text
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _drop_thousands(text):
+    """'1,234,567' / '1.234.567' -> '1234567'; then a decimal comma becomes a point ('12,5' -> '12.5')."""
+    grouped = pc.match_substring_regex(text, r"^[-+]?\d{1,3}([,.]\d{3})+$")
+    stripped = pc.replace_substring_regex(text, r"[,.]", "")
+    text = pc.if_else(grouped, stripped, text)
+    return pc.replace_substring(text, ",", ".")
 
 
 def _true(mask) -> int:

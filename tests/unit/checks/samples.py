@@ -261,3 +261,4 @@ def binary_as_csv(folder: Path) -> Path:
 
 QUOTED_NEWLINES = 'region,comment,n\nNorth,"first line\nsecond line",120\nSouth,"ok",4\n'
 DECIMALS_LATE = "region,n\n" + "".join(f"R{i},{50 + i}\n" for i in range(40)) + "R99,12.5\n"
+NUMBERS_AS_TEXT = 'region;patients;stays\nNord;"1 234";"2 001"\nSud;7;"12 500"\nEst;*;"1 020"\n'

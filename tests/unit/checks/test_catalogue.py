@@ -48,6 +48,8 @@ CATALOGUE = [
     Case("suppression-markers", text("markers.csv", s.MARKERS), "pass", checks={"reading": "pass"}),
     Case("french-latin1-decimal-comma", text("fr.csv", s.FRENCH, "latin-1"), "fail",
          cells={"small_cells": [("Corse / M", "effectif")]}, checks={"reading": "pass"}),
+    Case("numbers-written-as-text", text("fr_text.csv", s.NUMBERS_AS_TEXT), "fail",
+         cells={"small_cells": [("Sud", "patients")]}),
     Case("statistics-without-counts", text("means.csv", s.STATS_ONLY), "review", checks={"statistics": "review"}),
     Case("statistics-with-counts", text("means_n.csv", s.STATS_WITH_N), "pass"),
     # magnitudes with contributions
@@ -228,3 +230,13 @@ def test_label_columns_right_of_the_counts_are_not_counts(tmp_path):
 def test_a_policy_that_checks_nothing_is_refused(bad):
     with pytest.raises(ValueError):
         Policy(**bad)
+
+
+def test_text_codes_with_leading_zeros_stay_labels(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "by_dept.parquet"
+    pq.write_table(pa.table({"region": ["IDF", "IDF", "PACA"], "dept": ["075", "093", "013"], "n": [120, 45, 300]}), p)
+    verdict = check_file(p, Policy())
+    assert verdict.status == "pass", verdict.findings

@@ -16,6 +16,7 @@ from hub.settings import SettingsError
 COMMAND_MODULES = [
     "hub.cli.setup",
     "hub.cli.users",
+    "hub.cli.mfa",
     "hub.cli.projects",
     "hub.cli.audit",
     "hub.cli.demo",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub import accounts, db
+from hub import accounts, db, enrolment
 from hub.cli.context import load
 from hub.cli.util import actor, print_table
 
@@ -18,6 +18,10 @@ def register(sub) -> None:
     d = s.add_parser("disable", help="disable an account (it can no longer log in)")
     d.add_argument("name")
     d.set_defaults(func=_disable)
+    r = s.add_parser("reset-mfa", help="forget the user's TOTP, recovery codes and lock; prints a new "
+                     "enrolment URL last")
+    r.add_argument("name")
+    r.set_defaults(func=_reset_mfa)
 
 
 def enrolment_url(settings, token: str) -> str:
@@ -52,4 +56,14 @@ def _disable(args) -> int:
     with db.transaction(s.database_url) as session:
         accounts.disable(session, actor(), args.name)
     print(f"disabled '{args.name}'")
+    return 0
+
+
+def _reset_mfa(args) -> int:
+    s = load(args)
+    with db.transaction(s.database_url) as session:
+        token = enrolment.reset_mfa(session, s, actor(), args.name)
+    print(f"reset MFA of '{args.name}': old codes and recovery codes no longer work; the account must "
+          f"enrol again with this link (valid {s.auth.enrolment_valid_hours:g} h, usable once):")
+    print(enrolment_url(s, token))
     return 0

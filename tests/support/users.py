@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pyotp
 
 from hub import accounts, db, enrolment
+from hub.errors import Invalid
 from hub.models import Role
 
 
@@ -45,12 +46,18 @@ def enrol(settings, token: str, password: str | None = None) -> EnrolledUser:
     with db.transaction(settings.database_url) as session:
         view = enrolment.start(session, settings, token)
     password = password or "pw-" + secrets.token_urlsafe(12)
-    with db.transaction(settings.database_url) as session:
-        codes = enrolment.complete(
-            session, settings, token, password=password, password_confirm=password,
-            otp=totp_code(view.secret, offset_steps=-1),
-        )
-        role = accounts.get(session, view.username).role.value
+    for attempt in range(2):  # a time step may turn between making the code and checking it
+        try:
+            with db.transaction(settings.database_url) as session:
+                codes = enrolment.complete(
+                    session, settings, token, password=password, password_confirm=password,
+                    otp=totp_code(view.secret, offset_steps=-1),
+                )
+                role = accounts.get(session, view.username).role.value
+            break
+        except Invalid as exc:
+            if exc.reason != "bad_otp" or attempt:
+                raise
     return EnrolledUser(view.username, password, view.secret, codes, role)
 
 

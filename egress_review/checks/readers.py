@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -275,24 +276,36 @@ def _xlsx(path: Path) -> Iterator[TableStream]:
             if getattr(ws, "sheet_state", "visible") != "visible":
                 notes.append(("warn", f"sheet '{ws.title}' is hidden: check nothing is left in it by mistake"))
             rows = ws.iter_rows(values_only=True)
-            header = None
-            for row in rows:
-                if row and any(v is not None and str(v).strip() for v in row):
-                    header = row
-                    break
-            if header is None:
+            peeked = []
+            for row in rows:  # the first 20 non-empty rows decide where the header is
+                if row and any(_filled(v) for v in row):
+                    peeked.append(tuple(row))
+                    if len(peeked) >= 20:
+                        break
+            if not peeked:
                 continue
-            width = max(i + 1 for i, v in enumerate(header) if v is not None and str(v).strip())
-            names = _dedupe(["" if v is None else str(v) for v in header[:width]])
-            yield TableStream(ws.title, names, lambda rows=rows, names=names, width=width: _xlsx_batches(rows, names, width), notes)
+            most = max(sum(map(_filled, r)) for r in peeked)
+            at = next(i for i, r in enumerate(peeked) if sum(map(_filled, r)) >= max(min(most, 2), most - 1))
+            if at:  # title or note lines above the header
+                above = " | ".join(str(v) for r in peeked[:at] for v in r if _filled(v))
+                notes.append(("pass", f"sheet '{ws.title}': lines above the header read as a title: {above[:200]}"))
+            header, body = peeked[at], peeked[at + 1:]
+            width = max(max((i + 1 for i, v in enumerate(r) if _filled(v)), default=0) for r in [header, *body])
+            names = _dedupe(["" if v is None else str(v) for v in header[:width]] + [""] * (width - len(header)))
+            yield TableStream(ws.title, names,
+                              lambda body=body, rows=rows, names=names, width=width, notes=notes, title=ws.title:
+                              _xlsx_batches(itertools.chain(body, rows), names, width, notes, title), notes)
     finally:
         wb.close()
 
 
-def _xlsx_batches(rows, names: list[str], width: int) -> Iterator[pa.RecordBatch]:
+def _xlsx_batches(rows, names: list[str], width: int, notes: list, title: str) -> Iterator[pa.RecordBatch]:
     chunk: list[tuple] = []
+    beyond = 0
     try:
         for row in rows:
+            if len(row) > width and any(_filled(v) for v in row[width:]):
+                beyond += 1
             row = tuple(row[:width]) + (None,) * (width - len(row))
             if all(v is None for v in row):
                 continue
@@ -304,26 +317,58 @@ def _xlsx_batches(rows, names: list[str], width: int) -> Iterator[pa.RecordBatch
         raise Unreadable(f"a sheet of the workbook is damaged ({type(exc).__name__}: {str(exc)[:200]})") from None
     if chunk:
         yield _to_batch(chunk, names)
+    if beyond:
+        notes.append(("review", f"sheet '{title}': {beyond} rows have values right of the table's columns; "
+                                "they were not checked: a person must look at them"))
+
+
+def _filled(v) -> bool:
+    return v is not None and str(v).strip() != ""
 
 
 def _to_batch(rows: list[tuple], names: list[str]) -> pa.RecordBatch:
+    """One chunk of sheet rows as typed columns: numbers (also numbers typed as text, with suppression
+    markers as hidden values) or text."""
     arrays = []
     for j in range(len(names)):
         values = [r[j] for r in rows]
+        numbers = [_cell_number(v) for v in values]
         present = [v for v in values if v is not None]
-        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-            arrays.append(pa.array(values, pa.int64()))
-        elif present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-            arrays.append(pa.array([None if v is None else float(v) for v in values], pa.float64()))
-        elif present and all(isinstance(v, str) and _MARKER_RE.match(v) or isinstance(v, (int, float))
-                             and not isinstance(v, bool) for v in present) and any(
-                isinstance(v, (int, float)) for v in present):
-            # numbers with suppression markers: the markers are hidden values
-            arrays.append(pa.array([float(v) if isinstance(v, (int, float)) else None for v in values],
-                                   pa.float64()))
+        if not present:
+            arrays.append(pa.nulls(len(values), pa.float64()))  # says nothing about the column's type
+        elif all(n is not _TEXT for n in numbers) and any(n is not None for n in numbers):
+            if all(isinstance(n, int) or n is None for n in numbers):
+                arrays.append(pa.array(numbers, pa.int64()))
+            else:
+                arrays.append(pa.array([None if n is None else float(n) for n in numbers], pa.float64()))
         else:
             arrays.append(pa.array([None if v is None else _text(v) for v in values], pa.string()))
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+_TEXT = object()
+_LEADING_ZERO = re.compile(r"^\s*[-+]?0\d")
+
+
+def _cell_number(v):
+    """int/float for a number (or a number typed as text), None for empty or a suppression marker,
+    _TEXT otherwise."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return _TEXT
+    if isinstance(v, (int, float)):
+        return v
+    if isinstance(v, str):
+        if _MARKER_RE.match(v) and not _NUMBER_RE.match(v):
+            return None
+        if _NUMBER_RE.match(v) and not _LEADING_ZERO.match(v):  # "075" is a code, not a number
+            text = v.strip().replace(",", ".")
+            try:
+                return int(text)
+            except ValueError:
+                return float(text)
+    return _TEXT
 
 
 def _text(v) -> str:

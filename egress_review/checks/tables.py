@@ -82,6 +82,7 @@ class TableAnalyzer:
         self.signals: RecordLevelSignals | None = None
         self.input_rows = InputRowMatcher(policy)
         self.numeric_text: set[int] = set()
+        self.text_columns: list[str] = []
 
     # -- roles, from the first batch's types and the column names
     def _assign_roles(self, batch: pa.RecordBatch) -> None:
@@ -107,6 +108,9 @@ class TableAnalyzer:
                 break
         for i, n in enumerate(names):
             if i in self.labels or i in is_contrib:
+                continue
+            if is_text(types[i]):
+                self.text_columns.append(n)
                 continue
             if i in contrib:
                 self.magnitudes.append(_Magnitude(i, n, [j for _, j in sorted(contrib[i])]))
@@ -266,6 +270,10 @@ class TableAnalyzer:
         if not counts and not self.statistics and not self.magnitudes:
             out.append(Finding("no_counts", "review",
                                f"{where}no numeric columns besides the labels: a person must check what it shows"))
+        if self.text_columns:
+            out.append(Finding("text_columns", "review",
+                               f"{where}text in {', '.join(repr(c) for c in self.text_columns)} (right of the "
+                               "numbers) is not checked automatically: a person must read it"))
         dups = self.signals.repeated_labels()
         if dups:
             out.append(Finding("repeated_labels", "warn",

@@ -262,3 +262,20 @@ def binary_as_csv(folder: Path) -> Path:
 QUOTED_NEWLINES = 'region,comment,n\nNorth,"first line\nsecond line",120\nSouth,"ok",4\n'
 DECIMALS_LATE = "region,n\n" + "".join(f"R{i},{50 + i}\n" for i in range(40)) + "R99,12.5\n"
 NUMBERS_AS_TEXT = 'region;patients;stays\nNord;"1 234";"2 001"\nSud;7;"12 500"\nEst;*;"1 020"\n'
+
+
+def xlsx_titled(folder: Path) -> Path:
+    """A sheet as people make them: a title line, an empty corner cell, a stray value far right."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Table 1"
+    ws.append(["Stays by age group and sex, 2024"])
+    ws.append([])
+    for row in [(None, "F", "M"), ("0-17", "120", 98), ("18-64", 300, 3), ("65+", 45, 51)]:
+        ws.append(row)
+    ws.append(["note", None, None, None, None, None, "P000123 1960-01-01"])
+    p = folder / "titled.xlsx"
+    wb.save(p)
+    return p

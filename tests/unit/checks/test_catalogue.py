@@ -70,6 +70,9 @@ CATALOGUE = [
     # other table formats
     Case("xlsx-two-sheets", s.xlsx, "fail", cells={"small_cells": [("South", "by_region!n")]}),
     Case("xlsx-hidden-sheet", lambda d: s.xlsx(d, hidden=True), "fail", checks={"reading": "warn"}),
+    Case("xlsx-title-line-and-stray-value", s.xlsx_titled, "fail",
+         checks={"small_cells": "fail", "reading": "pass", "text_columns": "review"},
+         cells={"small_cells": [("18-64", "Table 1!M")]}),
     Case("parquet-row-groups", s.parquet, "fail", cells={"small_cells": [("South / M", "n")]}),
     # ACRO
     Case("acro-results", s.acro_file, "fail", kind="acro",

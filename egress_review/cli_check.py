@@ -28,11 +28,13 @@ def register(sub) -> None:
 
 
 def policy_for(args):
-    """The policy: ACRO's defaults, the site's file size limit, and the project's cell threshold."""
-    from egress_review.checks import Policy
+    """The policy: the site's [disclosure] thresholds and [egress] size limit, and with --project that
+    project's smallest cell count (ACRO's defaults for anything the settings leave out)."""
+    from egress_review.checks import policy_from_settings
+    from hub import settings as settings_mod
 
     if not args.project:
-        return Policy(max_file_bytes=_site_max_bytes(args))
+        return policy_from_settings(settings_mod.load(getattr(args, "config", None)))
     from hub import db, projects
     from hub.cli.context import load
 
@@ -40,27 +42,7 @@ def policy_for(args):
     with db.transaction(s.database_url) as session:
         project = projects.get(session, args.project)  # NotFound: "no project 'x' (see ...)"
         min_cell_count = project.min_cell_count
-    return Policy(min_cell_count=min_cell_count, project=args.project, state_dir=Path(s.state_dir),
-                  max_file_bytes=_egress_max_bytes(s))
-
-
-def _site_max_bytes(args) -> int:
-    from egress_review.checks import Policy
-    from hub import settings as settings_mod
-
-    try:
-        s = settings_mod.load(getattr(args, "config", None))
-    except Exception:  # noqa: BLE001 - no settings file: the built-in limit applies
-        return Policy.max_file_bytes
-    return _egress_max_bytes(s)
-
-
-def _egress_max_bytes(s) -> int:
-    from egress_review.checks import Policy
-
-    egress = getattr(s, "egress", None)
-    mib = getattr(egress, "max_file_mib", None)
-    return int(mib) * 2**20 if mib else Policy.max_file_bytes
+    return policy_from_settings(s, min_cell_count=min_cell_count, project=args.project)
 
 
 def _check(args) -> int:

@@ -383,6 +383,41 @@ class IngestSection(Configurable):
         return proposal["value"]
 
 
+class DisclosureSection(Configurable):
+    """[disclosure]: thresholds of the automated disclosure checks on outputs (see docs/checks.md).
+    The smallest cell count is per project (`enclave project create --min-cell-count`)."""
+
+    zeros_are_disclosive = Bool(
+        True,
+        help="Zero cells in frequency tables fail the checks (ACRO's default); false: they only warn. "
+        "Security: a zero tells that nobody in a group has an attribute.",
+    ).tag(config=True)
+    p_ratio = Float(
+        0.10,
+        help="p% rule: a cell fails when its total minus its two largest contributions is under this share "
+        "of the largest (ACRO default 0.10). Security: lower lets dominated cells out.",
+    ).tag(config=True)
+    nk_n = Integer(2, help="n of the n,k dominance rule: how many largest contributions are summed (ACRO: 2).").tag(
+        config=True)
+    nk_k = Float(
+        0.90,
+        help="k of the n,k rule: a cell fails when its n largest contributions exceed this share of its total "
+        "(ACRO: 0.90). Security: higher lets dominated cells out.",
+    ).tag(config=True)
+
+    @validate("p_ratio", "nk_k")
+    def _share(self, proposal):
+        if not 0 < proposal["value"] < 1 and not (proposal["trait"].name == "nk_k" and proposal["value"] == 1):
+            raise TraitError(f"{proposal['trait'].name} is a share: write a number between 0 and 1, e.g. 0.1")
+        return proposal["value"]
+
+    @validate("nk_n")
+    def _at_least_one(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError("nk_n must be at least 1 (ACRO uses 2)")
+        return proposal["value"]
+
+
 SECTIONS: dict[str, type[Configurable]] = {
     "enclave": EnclaveSection,
     "hub": HubSection,
@@ -392,6 +427,7 @@ SECTIONS: dict[str, type[Configurable]] = {
     "spawner": SpawnerSection,
     "egress": EgressSection,
     "ingest": IngestSection,
+    "disclosure": DisclosureSection,
 }
 
 

@@ -74,6 +74,23 @@ class FileVerdict:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
+def policy_from_settings(settings, *, min_cell_count: int | None = None, project: str | None = None) -> Policy:
+    """The policy for one project: its smallest cell count, the site's [disclosure] thresholds and the
+    [egress] file size limit (settings sections missing on an older settings module fall back to ACRO's)."""
+    site = getattr(settings, "disclosure", None)
+    egress = getattr(settings, "egress", None)
+    kwargs = {}
+    for name in ("zeros_are_disclosive", "p_ratio", "nk_n", "nk_k"):
+        if site is not None and hasattr(site, name):
+            kwargs[name] = getattr(site, name)
+    if egress is not None and getattr(egress, "max_file_mib", None):
+        kwargs["max_file_bytes"] = int(egress.max_file_mib) * 2**20
+    if min_cell_count is not None:
+        kwargs["min_cell_count"] = min_cell_count
+    state_dir = getattr(settings, "state_dir", None)
+    return Policy(project=project, state_dir=Path(state_dir) if state_dir else None, **kwargs)
+
+
 class Unreadable(Exception):
     """The file is not what its type says or is broken; the message says what, for a person."""
 
@@ -130,4 +147,5 @@ def _verdict(name: str, kind: str, findings: list[Finding]) -> FileVerdict:
     return FileVerdict(file=name, status=worst(findings), findings=findings, kind=kind)
 
 
-__all__ = ["Policy", "Finding", "FileVerdict", "Unreadable", "check_file", "worst", "SEVERITIES"]
+__all__ = ["Policy", "Finding", "FileVerdict", "Unreadable", "check_file", "policy_from_settings", "worst",
+           "SEVERITIES"]

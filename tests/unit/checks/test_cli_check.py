@@ -68,3 +68,21 @@ def test_usage_errors_exit_2_with_a_clear_message(cli, tmp_path):
     assert code == 2 and "is a folder" in err
     code, _, err = cli("check")
     assert code == 2
+
+
+def test_site_thresholds_come_from_the_disclosure_settings(cli, enclave_env, tmp_path):
+    """[disclosure] zeros_are_disclosive = false turns a zero cell from fail into warn."""
+    table = s.write(tmp_path, "zero.csv", s.ZERO_CELL)
+    code, out, _ = cli("check", "--json", str(table))
+    assert code == 1 and json.loads(out)[0]["status"] == "fail"
+    with enclave_env.config.open("a") as fh:
+        fh.write("\n[disclosure]\nzeros_are_disclosive = false\n")
+    code, out, _ = cli("check", "--json", str(table))
+    assert code == 0 and json.loads(out)[0]["status"] == "warn"
+
+
+def test_bad_disclosure_settings_stop_with_a_message(cli, enclave_env, tmp_path):
+    with enclave_env.config.open("a") as fh:
+        fh.write("\n[disclosure]\np_ratio = 10\n")
+    code, _, err = cli("check", str(s.write(tmp_path, "t.csv", s.SAFE_LONG)))
+    assert code == 2 and "p_ratio" in err and "between 0 and 1" in err

@@ -16,12 +16,13 @@ from hub.errors import Conflict
 from . import permissions, workflow
 from .models import Review
 from .permissions import Person
-from .submission import get_file
+from .submission import get_file, lock_request_of_file
 from .workflow import Decision, FileStatus, RequestStatus
 
 
 def decide(session: Session, person: Person, file_id: int, decision: Decision, comment: str = "",
            override_reason: str = "") -> Review:
+    lock_request_of_file(session, file_id)
     req, f = get_file(session, file_id)
     permissions.check_can_review(person, req)
     permissions.check_decision(f, decision, comment, override_reason)

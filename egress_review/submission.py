@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub import audit, clock
@@ -122,6 +122,21 @@ def submit(session: Session, settings, person: Person, project_slug: str, groups
     return req
 
 
+def lock_request(session: Session, request_id: int) -> None:
+    """Serialise changes to one request: a no-op UPDATE as the transaction's first statement takes the
+    row lock on PostgreSQL and the write lock on SQLite, so two stewards deciding at the same moment
+    see each other's decision instead of both computing the outcome from a stale view."""
+    session.execute(update(ReleaseRequest).where(ReleaseRequest.id == request_id)
+                    .values(updated_at=ReleaseRequest.updated_at))
+
+
+def lock_request_of_file(session: Session, file_id: int) -> None:
+    session.execute(update(ReleaseRequest).where(ReleaseRequest.id == (
+        select(FileGroup.request_id).join(RequestFile, RequestFile.group_id == FileGroup.id)
+        .where(RequestFile.id == file_id).scalar_subquery()
+    )).values(updated_at=ReleaseRequest.updated_at))
+
+
 def get_request(session: Session, request_id: int) -> ReleaseRequest:
     req = session.get(ReleaseRequest, request_id)
     if req is None:
@@ -137,18 +152,26 @@ def get_file(session: Session, file_id: int) -> tuple[ReleaseRequest, RequestFil
 
 
 def withdraw(session: Session, person: Person, request_id: int) -> ReleaseRequest:
+    lock_request(session, request_id)
     req = get_request(session, request_id)
     permissions.check_can_withdraw(person, req)
     workflow.set_status(session, req, RequestStatus.withdrawn, person.username)
     return req
 
 
-def replace_file(session: Session, settings, person: Person, file_id: int) -> RequestFile:
-    """A new version of a file from the same workspace path; its reviews start again."""
-    req, old = get_file(session, file_id)
+def _check_replaceable(person: Person, req: ReleaseRequest, old: RequestFile) -> None:
     permissions.check_can_update(person, req)
     if old.status == FileStatus.superseded:
         raise Conflict(f"'{old.path}' version {old.version} was already replaced", reason="superseded")
+
+
+def replace_file(session: Session, settings, person: Person, file_id: int) -> RequestFile:
+    """A new version of a file from the same workspace path; its reviews start again.
+
+    The copy and checks run before the request is locked (they can take seconds), then everything is
+    checked again under the lock before anything is written."""
+    req, old = get_file(session, file_id)
+    _check_replaceable(person, req, old)
     project = projects_svc.get(session, req.project)
     permissions.check_can_submit(person, project, clock.today())
     current = sum(f.size for g in req.groups for f in g.files if f.status != FileStatus.superseded)
@@ -156,6 +179,10 @@ def replace_file(session: Session, settings, person: Person, file_id: int) -> Re
     if snap.sha256 == old.sha256:
         raise Invalid(f"'{old.path}' has not changed since version {old.version}; edit it in your "
                       "workspace first", reason="unchanged")
+    lock_request_of_file(session, file_id)
+    session.expire_all()
+    req, old = get_file(session, file_id)
+    _check_replaceable(person, req, old)
     old.status = FileStatus.superseded
     new = _file_row(snap, old.version + 1)
     old.group.files.append(new)
@@ -169,6 +196,7 @@ def replace_file(session: Session, settings, person: Person, file_id: int) -> Re
 
 
 def resubmit(session: Session, person: Person, request_id: int) -> ReleaseRequest:
+    lock_request(session, request_id)
     req = get_request(session, request_id)
     permissions.check_can_update(person, req)
     waiting = [f.path for g in req.groups for f in g.files if f.status == FileStatus.changes_requested]

@@ -243,3 +243,32 @@ def test_oversize_request_and_file_are_refused(egress):
     egress.write("b.csv", SAFE_CSV)
     with pytest.raises(Invalid, match="more than the 1 allowed"):
         egress.submit(paths=("a.csv", "b.csv"))
+
+
+@pytest.mark.parametrize("db_url", BOTH, indirect=True)
+def test_two_stewards_deciding_at_the_same_moment_both_count(egress):
+    """Without the request lock, each would compute the outcome without the other's decision."""
+    import threading
+
+    for round_ in range(3):
+        egress.write("table.csv", SAFE_CSV + f"west,{100 + round_}\n")
+        rid = egress.submit()
+        [(fid, *_)] = egress.files(rid)
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def decide(name):
+            barrier.wait()
+            try:
+                egress.decide(name, fid)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=decide, args=(n,)) for n in ("sam", "sue")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert egress.status(rid) == "released", f"round {round_}"
+    assert _audit_ok(egress.url)

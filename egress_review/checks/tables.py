@@ -40,6 +40,8 @@ LABEL_NAME = re.compile(
     r"|category|categorie|sex|sexe|gender|level|niveau|stratum|strate)$"
 )
 CONTRIBUTION = re.compile(r"^(.+)__top(\d+)$")
+TOTAL = re.compile(r"^(total|totals|all|overall|ensemble|sum|somme|tous|toutes)$|^total_")
+TOTAL_LABEL = r"^\s*(total|totals|all|overall|ensemble|sum|somme|tous|toutes)\b"
 
 
 def _numeric(t: pa.DataType) -> bool:
@@ -56,6 +58,10 @@ class _Counts:
         self.zero_cells: list[tuple[str, str]] = []
         self.fractional = False
         self.text = False
+        # for differencing against a total row: hidden cells outside total rows, and whether one is shown
+        self.hidden_outside_total = 0
+        self.hidden_cell: tuple[str, str] | None = None
+        self.total_shown = False
 
 
 class _Magnitude:
@@ -82,6 +88,8 @@ class TableAnalyzer:
         self.signals: RecordLevelSignals | None = None
         self.input_rows = InputRowMatcher(policy)
         self.numeric_text: set[int] = set()
+        self.recoverable = 0
+        self.recoverable_cells: list[tuple[str, str]] = []
         self.text_columns: list[str] = []
 
     # -- roles, from the first batch's types and the column names
@@ -156,10 +164,52 @@ class TableAnalyzer:
             c.negative += _true(pc.less(arr, 0))
         for g in self.magnitudes:
             self._dominance(batch, g, offset)
+        self._recoverable(batch, offset)
         self.signals.feed(batch)
         if self.input_rows.active:
             self.input_rows.feed(batch, offset)
         self.rows += batch.num_rows
+
+    def _recoverable(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Suppressed (hidden) cells that a total gives back by subtraction: the only hidden cell of a
+        row that has a total column, or of a column that has a total row."""
+        counts = [c for c in self.counts if not c.text and not c.fractional and _numeric(batch.column(c.idx).type)]
+        if not any(batch.column(c.idx).null_count for c in counts):
+            return
+        totals = [c for c in counts if TOTAL.match(norm(c.name))]
+        parts = [c for c in counts if c not in totals]
+        if totals and parts:  # row-wise: one hidden part and a shown total
+            hidden = [pc.is_null(batch.column(c.idx)) for c in parts]
+            n_hidden = pc.cast(hidden[0], pa.int8())
+            for h in hidden[1:]:
+                n_hidden = pc.add(n_hidden, pc.cast(h, pa.int8()))
+            shown_total = pc.is_valid(batch.column(totals[0].idx))
+            lone = pc.and_(pc.equal(n_hidden, 1), shown_total)
+            if _true(lone):
+                for c, h in zip(parts, hidden):
+                    mask = pc.and_(lone, h)
+                    if _true(mask):
+                        self.recoverable += _true(mask)
+                        self._collect(batch, mask, offset, c.name, self.recoverable_cells)
+        total_row = None  # column-wise: a row labelled "Total"
+        for j in self.labels:
+            col = batch.column(j)
+            if is_text(col.type):
+                m = pc.match_substring_regex(pc.utf8_lower(col.cast(pa.string())), TOTAL_LABEL)
+                total_row = m if total_row is None else pc.or_(total_row, m)
+        if total_row is None:
+            return
+        total_row = pc.fill_null(total_row, False)
+        for c in parts or counts:
+            arr = batch.column(c.idx)
+            hidden = pc.and_(pc.is_null(arr), pc.invert(total_row))
+            n = _true(hidden)
+            if n and c.hidden_outside_total == 0:
+                found: list = []
+                self._collect(batch, hidden, offset, c.name, found)
+                c.hidden_cell = found[0] if found else None
+            c.hidden_outside_total += n
+            c.total_shown = c.total_shown or bool(_true(pc.and_(pc.is_valid(arr), total_row)))
 
     def _dominance(self, batch: pa.RecordBatch, g: _Magnitude, offset: int) -> None:
         total = pc.cast(batch.column(g.idx), pa.float64())
@@ -240,6 +290,16 @@ class TableAnalyzer:
                    "that nobody in a group has an attribute")
             out.append(Finding("zeros", sev, f"{where}{total:,} zero cell{'s' if total > 1 else ''} "
                                f"(in {_names(zeros)}): {why}" + _more(total, cells), cells=cells))
+        by_column = [c.hidden_cell for c in counts
+                     if c.hidden_outside_total == 1 and c.total_shown and c.hidden_cell is not None]
+        recoverable = self.recoverable_cells + [cell for cell in by_column if cell not in self.recoverable_cells]
+        if recoverable:
+            n = self.recoverable + len([c for c in by_column if c not in self.recoverable_cells])
+            out.append(Finding(
+                "recoverable_suppression", "fail",
+                f"{where}{n:,} suppressed cell{'s' if n > 1 else ''} can be worked out from a total (the only "
+                "hidden cell of its row or column): suppress a second cell there too, or drop the total"
+                + _more(n, recoverable[:CELLS_LISTED]), cells=recoverable[:CELLS_LISTED]))
         negative = [c for c in counts if c.negative]
         if negative:
             out.append(Finding("negative_counts", "warn",

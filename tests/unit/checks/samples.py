@@ -279,3 +279,6 @@ def xlsx_titled(folder: Path) -> Path:
     p = folder / "titled.xlsx"
     wb.save(p)
     return p
+RECOVERABLE_ROW = "region,F,M,total\nNorth,120,*,250\nSouth,31,45,76\n"
+RECOVERABLE_COLUMN = "region,n\nNorth,120\nSouth,<10\nEast,45\nTotal,170\n"
+PROTECTED = "region,A,B,C,total\nNorth,*,*,50,150\nSouth,*,*,60,140\nEast,40,30,20,90\nTotal,180,120,130,380\n"

@@ -153,7 +153,9 @@ def render(state_dir, file_view: dict, raw_url: str, rows: int) -> str:
         return notebook_html(store.read_head(state_dir, sha, 20 * 1024 * 1024))
     if kind == "table" or suffix in (".csv", ".tsv", ".xlsx", ".parquet"):
         try:
-            data = store.read_head(state_dir, sha, 64 * 1024 * 1024)
+            # text tables: the head is enough for the rows shown; binary formats need the whole file
+            limit = 4 * 1024 * 1024 if suffix in (".csv", ".tsv") else 1024 * 1024 * 1024
+            data = store.read_head(state_dir, sha, limit)
             return table_html(_read_table(data, suffix, rows), file_view.get("checks", {}))
         except Exception as exc:  # noqa: BLE001 - fall back to text
             note = f'<p class="hint">Could not render as a table ({_esc(type(exc).__name__)}); shown as text.</p>'

@@ -50,7 +50,7 @@ def check(path: Path, policy: Policy, name: str) -> list[Finding]:
 def output_findings(uid: str, out: dict) -> list[Finding]:
     status = str(out.get("status", "")).lower()
     severity = _SEVERITY.get(status, "review")
-    files = [f for f in out.get("files") or [] if isinstance(f, dict)]
+    files = [f for f in out.get("files") or [] if isinstance(f, dict)] if isinstance(out.get("files"), list) else []
     names = ", ".join(str(f.get("name")) for f in files) or "no file"
     method = (out.get("properties") or {}).get("method") if isinstance(out.get("properties"), dict) else None
     what = f"ACRO output '{uid}'" + (f" ({method}" if method else " (") + f"; {names})"
@@ -59,10 +59,14 @@ def output_findings(uid: str, out: dict) -> list[Finding]:
     for f in files:
         sdc = f.get("sdc") or {}
         cells = sdc.get("cells") if isinstance(sdc, dict) else None
-        for rule, positions in (cells or {}).items():
+        for rule, positions in (cells.items() if isinstance(cells, dict) else []):
             if not positions:
                 continue
+            if not isinstance(positions, list):
+                continue
             pairs = [(str(p[0]), str(p[1])) for p in positions if isinstance(p, (list, tuple)) and len(p) == 2]
+            if not pairs:
+                continue
             findings.append(Finding(
                 f"acro_{rule}".replace("-", "_"), severity if severity != "pass" else "review",
                 f"{what}: ACRO's {rule} check flags {len(pairs)} cell{'s' if len(pairs) != 1 else ''} "
@@ -71,7 +75,8 @@ def output_findings(uid: str, out: dict) -> list[Finding]:
     if exception:
         findings.append(Finding("acro_exception", "review",
                                 f"{what}: the researcher asks for an exception: \u201c{exception}\u201d"))
-    for comment in out.get("comments") or []:
+    comments = out.get("comments") or []
+    for comment in comments if isinstance(comments, list) else [comments]:
         if str(comment).strip():
             findings.append(Finding("acro_comment", "pass", f"{what}: researcher's comment: \u201c{comment}\u201d"))
     return findings
@@ -92,7 +97,7 @@ def beside(path: Path, name: str) -> list[Finding]:
     base = PurePosixPath(name).name
     found: list[Finding] = []
     for uid, out in outputs.items():
-        files = [f for f in out.get("files") or [] if isinstance(f, dict)]
+        files = [f for f in out.get("files") or [] if isinstance(f, dict)] if isinstance(out.get("files"), list) else []
         if any(PurePosixPath(str(f.get("name", ""))).name == base for f in files):
             found += output_findings(uid, out)
     return found

@@ -105,7 +105,9 @@ class TableAnalyzer:
             if m and m.group(1) in lower and _numeric(types[i]) and _numeric(types[lower[m.group(1)]]):
                 contrib.setdefault(lower[m.group(1)], []).append((int(m.group(2)), i))
                 is_contrib.add(i)
-        if names:
+        if len(names) == 1 and _numeric(types[0]):
+            self.labels = []  # a single column of numbers: counts without labels
+        elif names:
             self.labels = [0]
         for i in range(1, len(names)):
             if i in is_contrib or i in contrib:

@@ -248,3 +248,21 @@ def test_text_codes_with_leading_zeros_stay_labels(tmp_path):
     pq.write_table(pa.table({"region": ["IDF", "IDF", "PACA"], "dept": ["075", "093", "013"], "n": [120, 45, 300]}), p)
     verdict = check_file(p, Policy())
     assert verdict.status == "pass", verdict.findings
+
+
+@pytest.mark.parametrize("content", [
+    {"results": {"o": {"status": "fail", "files": [{"name": "x", "sdc": {"cells": {"threshold": [[1], "x"]}}}]}}},
+    {"results": {"o": {"status": "fail", "files": [{"name": "x", "sdc": {"cells": [1, 2]}}], "version": 1}}},
+    {"version": "0.4", "results": {"o": {"status": "weird", "files": "x", "properties": [], "comments": "c"}}},
+], ids=["bad-cells", "cells-not-a-dict", "odd-fields"])
+def test_odd_acro_results_give_a_verdict(tmp_path, content):
+    import json
+
+    verdict = check_file(s.write(tmp_path, "results.json", json.dumps(content)), Policy())
+    assert verdict.kind == "acro" and verdict.status in ("fail", "review")
+    assert all(f.check != "checks_error" for f in verdict.findings)
+
+
+def test_a_single_column_of_counts(tmp_path):
+    verdict = check_file(s.write(tmp_path, "counts.csv", "n\n5\n50\n"), Policy())
+    assert verdict.status == "fail" and verdict.findings[0].cells == [("row 1", "n")]

@@ -140,7 +140,9 @@ class HeaderGate:
         return Identity(name, via_cookie=False) if name else None
 
     def login(self, request: Request):
-        raise NeedsLogin("no test user header")
+        from fastapi.responses import PlainTextResponse
+
+        return PlainTextResponse("no test user header", status_code=401)
 
     async def callback(self, request: Request):
         raise NeedsLogin("no OAuth in test mode")

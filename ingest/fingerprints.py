@@ -72,7 +72,7 @@ def _powers_upto(n: int) -> tuple[np.ndarray, np.ndarray]:
     """POLY**i and POLY**-i modulo 2**64 for i < n (grown on demand, kept between calls)."""
     global _powers, _inverse_powers
     if n > len(_powers):
-        size = max(n, 2 * len(_powers), 1 << 20)
+        size = max(n, 2 * len(_powers), 1 << 22)
         with np.errstate(over="ignore"):
             _powers = np.cumprod(np.full(size, _POLY, dtype=np.uint64)) * _POLY_INV
             _inverse_powers = np.cumprod(np.full(size, _POLY_INV, dtype=np.uint64)) * _POLY
@@ -141,12 +141,17 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
-def _few_distinct(arr: pa.Array, sample: int = 2048) -> bool:
-    """Whether a text column looks like categories (judged on its first values; only a speed choice)."""
-    n = len(arr)
-    if n < 4 * sample:
+def _few_distinct(arr: pa.Array, sample: int = 8192) -> bool:
+    """Whether a text column repeats its values (judged on its first values; only a speed choice:
+    dictionary-encoding first is faster unless nearly every value is different)."""
+    if len(arr) < 2 * sample:
         return False
-    return len(pc.unique(arr.slice(0, sample))) < sample // 8
+    return len(pc.unique(arr.slice(0, sample))) < 0.8 * sample
+
+
+def _via_dictionary(arr: pa.Array, hash_values) -> np.ndarray:
+    enc = pc.dictionary_encode(arr, null_encoding="encode")
+    return hash_values(enc.dictionary)[enc.indices.to_numpy(zero_copy_only=False)]
 
 
 def hash_column(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -163,30 +168,33 @@ def hash_column(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
         return _hash_numbers(pc.cast(arr, pa.int8()))
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         return _hash_numbers(arr)
-    if pa.types.is_temporal(t):
-        return _hash_text(_temporal_text(arr))
+    if pa.types.is_temporal(t):  # few distinct days per batch: format each once
+        return _via_dictionary(arr, lambda d: _hash_text(_temporal_text(d)))
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        if _few_distinct(arr):  # categories: hash each distinct value once
-            enc = pc.dictionary_encode(arr, null_encoding="encode")
-            return _hash_text(enc.dictionary)[enc.indices.to_numpy(zero_copy_only=False)]
-        return _hash_text(arr)
+        return _via_dictionary(arr, _hash_text) if _few_distinct(arr) else _hash_text(arr)
     try:
         return _hash_text(pc.cast(arr, pa.string()))
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
         return _hash_text(pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.string()))
 
 
-def hash_rows(columns: dict[str, pa.Array]) -> np.ndarray:
-    """One hash per row over the given columns (keyed by normalised name; order does not matter)."""
-    names = sorted(columns)
-    h = None
-    with np.errstate(over="ignore"):
-        for name in names:
-            col = hash_column(columns[name])
-            h = col if h is None else _mix(h * _ROW_MUL ^ col)
-    if h is None:
+def combine(column_hashes: list[np.ndarray]) -> np.ndarray:
+    """One hash per row from per-column hashes, in the order given."""
+    if not column_hashes:
         raise ValueError("no columns to fingerprint")
+    h = column_hashes[0]
+    with np.errstate(over="ignore"):
+        for col in column_hashes[1:]:
+            h = _mix(h * _ROW_MUL ^ col)
     return h
+
+
+def hash_rows(columns: dict[str, pa.Array], hashed: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """One hash per row over the given columns (keyed by normalised name; order does not matter).
+
+    `hashed` may hold column hashes already computed (by normalised name)."""
+    hashed = hashed or {}
+    return combine([hashed[n] if n in hashed else hash_column(columns[n]) for n in sorted(columns)])
 
 
 def _safe(name: str) -> str:
@@ -208,13 +216,15 @@ class FingerprintWriter:
         self._ids: dict[str, list[np.ndarray]] = {c: [] for c in self.id_columns}
         self.rows = 0
 
-    def add(self, batch: pa.RecordBatch) -> None:
-        cols = {normalise_name(n): batch.column(i) for i, n in enumerate(batch.schema.names)}
-        with np.errstate(over="ignore"):
-            self._rows.append(hash_rows(cols))
-            for c in self.id_columns:
-                self._ids[c].append(hash_column(cols[c]))
+    def add(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        """Fingerprint one batch; returns the per-column hashes (by original name) for reuse."""
+        names = batch.schema.names
+        hashed = {normalise_name(n): hash_column(batch.column(i)) for i, n in enumerate(names)}
+        self._rows.append(combine([hashed[n] for n in sorted(hashed)]))
+        for c in self.id_columns:
+            self._ids[c].append(hashed[c])
         self.rows += batch.num_rows
+        return {n: hashed[normalise_name(n)] for n in names}
 
     def distinct_ids(self, column: str) -> int:
         """How many different non-missing values a pseudonym column holds (for the identifier check)."""

@@ -379,8 +379,7 @@ def _stream(src: Source, req: ImportRequest, name: str, key: bytes, stage: Path)
                 if sink is None:
                     sink = _ParquetSink(out, batch.schema)
                 sink.put(batch)
-                counter.add(batch)
-                fp.add(batch)
+                counter.add(batch, fp.add(batch))  # the risk count reuses the fingerprint hashes
                 rows += batch.num_rows
             if sink is None:  # no data rows: still write a valid, empty file with the columns
                 schema = pa.schema([pa.field(c, pa.string()) if c in req.id_columns else src.schema.field(c)

@@ -27,37 +27,61 @@ _COMPACT_AT = 2_000_000  # rows of partial class counts kept before merging them
 
 
 class ClassCounter:
-    """Records per combination of quasi-identifier values, accumulated over record batches."""
+    """Records per combination of quasi-identifier values, accumulated over record batches.
+
+    Each record's combination is reduced to a 64-bit hash of its normalised values (the fingerprint
+    hashes, which the importer computes anyway); per batch the distinct hashes are counted with a
+    numpy sort and one record of each is kept to show its values. Merging batches is a sort of hashes,
+    not a group-by over text columns. Two different combinations sharing a hash (chance about
+    classes^2 / 2^65) would be counted as one.
+    """
 
     def __init__(self, quasi_identifiers: list[str]):
         self.qis = list(quasi_identifiers)
-        self._parts: list[pa.Table] = []
+        self._keys: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+        self._values: list[pa.Table] = []
         self._pending = 0
 
-    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
-        if not self.qis:
+    def add(self, batch: pa.RecordBatch | pa.Table, hashed: dict[str, np.ndarray] | None = None) -> None:
+        """Count one batch; `hashed` may give column hashes already computed (by column name)."""
+        if not self.qis or batch.num_rows == 0:
             return
-        t = batch.select(self.qis)
-        if isinstance(t, pa.RecordBatch):
-            t = pa.Table.from_batches([t])
-        g = t.group_by(self.qis).aggregate([([], "count_all")])
-        g = g.rename_columns([*self.qis, COUNT])
-        self._parts.append(g)
-        self._pending += g.num_rows
-        if self._pending > _COMPACT_AT:
+        from . import fingerprints
+
+        hashed = hashed or {}
+        key = fingerprints.combine([hashed[q] if q in hashed else fingerprints.hash_column(batch.column(q))
+                                    for q in self.qis])
+        values = batch.select(self.qis)
+        if isinstance(values, pa.RecordBatch):
+            values = pa.Table.from_batches([values])
+        self._push(key, np.ones(len(key), dtype=np.int64), values)
+
+    def _push(self, key: np.ndarray, counts: np.ndarray, values: pa.Table) -> None:
+        order = np.argsort(key, kind="stable")
+        k = key[order]
+        starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1]))) if len(k) else np.empty(0, np.int64)
+        self._keys.append(k[starts])
+        self._counts.append(np.add.reduceat(counts[order], starts) if len(k) else counts[:0])
+        self._values.append(values.take(pa.array(order[starts])))
+        self._pending += len(starts)
+        if self._pending > _COMPACT_AT and len(self._keys) > 1:
             self._compact()
 
     def _compact(self) -> None:
-        if len(self._parts) > 1:
-            self._parts = [_regroup(pa.concat_tables(self._parts), self.qis)]
-        self._pending = self._parts[0].num_rows if self._parts else 0
+        if len(self._keys) <= 1:
+            return
+        key, counts = np.concatenate(self._keys), np.concatenate(self._counts)
+        values = pa.concat_tables(self._values)
+        self._keys, self._counts, self._values, self._pending = [], [], [], 0
+        self._push(key, counts, values)
 
     def classes(self) -> pa.Table:
         """One row per combination with its record count in column COUNT."""
         self._compact()
-        if not self._parts:
-            return pa.table({COUNT: pa.array([], pa.int64())})
-        return self._parts[0]
+        if not self._keys:
+            return pa.table({**{q: pa.array([], pa.null()) for q in self.qis}, COUNT: pa.array([], pa.int64())})
+        return self._values[0].append_column(COUNT, pa.array(self._counts[0]))
 
 
 def _regroup(t: pa.Table, keys: list[str]) -> pa.Table:

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "hub.cli.demo",
     "hub.cli.firewall",
     "egress_review.cli_check",
+    "egress_review.cli",
     "ingest.cli",
 ]
 

@@ -272,3 +272,18 @@ def test_two_stewards_deciding_at_the_same_moment_both_count(egress):
         assert errors == []
         assert egress.status(rid) == "released", f"round {round_}"
     assert _audit_ok(egress.url)
+
+
+def test_cli_lists_requests_and_verifies_the_store(egress, cli):
+    egress.write("table.csv", SAFE_CSV)
+    rid = egress.submit()
+    code, out, _ = cli("egress", "list", "--status", "submitted")
+    assert code == 0 and f"{rid}" in out and "cardio" in out and "ann" in out
+    assert cli("egress", "verify-store")[0] == 0
+    [(_, _, _, sha)] = egress.files(rid)
+    blob = store.blob_path(egress.state_dir, sha)
+    blob.chmod(0o644)
+    blob.write_bytes(b"changed")
+    code, _, err = cli("egress", "verify-store")
+    assert code == 1 and f"altered: {sha}" in err
+    assert _events(egress.url)[-2:] == ["egress.store_verified", "egress.store_verified"]

@@ -55,6 +55,8 @@ def output_findings(uid: str, out: dict) -> list[Finding]:
     method = (out.get("properties") or {}).get("method") if isinstance(out.get("properties"), dict) else None
     what = f"ACRO output '{uid}'" + (f" ({method}" if method else " (") + f"; {names})"
     summary = str(out.get("summary") or "").strip()
+    if status and summary.lower().startswith(status):
+        summary = summary[len(status):].lstrip(" ;:,")
     findings = [Finding("acro", severity, f"{what}: ACRO says {status or 'nothing'}" + (f" — {summary}" if summary else ""))]
     for f in files:
         sdc = f.get("sdc") or {}

@@ -169,7 +169,7 @@ def check_notebook(path: Path, policy: Policy, name: str) -> list[Finding]:
     if with_outputs:
         summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         out.append(Finding("notebook_outputs", "review",
-                           f"{len({c for c, _ in with_outputs})} cells have outputs ({summary}): a person must "
+                           f"{_cells(len({c for c, _ in with_outputs}))} outputs ({summary}): a person must "
                            "check each as an output in its own right, or clear the outputs and release results "
                            "as separate files", cells=with_outputs[:50]))
     if attachments:
@@ -179,6 +179,10 @@ def check_notebook(path: Path, policy: Policy, name: str) -> list[Finding]:
         out.append(Finding("notebook_outputs", "pass",
                            f"no outputs in {len(nb['cells'])} cells: code and text only"))
     return out
+
+
+def _cells(n: int) -> str:
+    return "1 cell has" if n == 1 else f"{n} cells have"
 
 
 def check_text(path: Path, policy: Policy, name: str) -> list[Finding]:

@@ -87,6 +87,8 @@ def classify(path: Path, name: str, policy: Policy) -> tuple[str, Finding | None
         if not head.startswith(magic):
             return "refused", _refused(f"{name} is not {label}: its content does not match its extension")
     if ext in TEXT_EXTENSIONS and st.st_size:
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return "refused", _refused(f"{name} is UTF-16 text (Excel's \"Unicode text\"): save it as CSV UTF-8")
         problem = _not_text(head)
         if problem:
             return "refused", _refused(f"{name} should be text but {problem}")

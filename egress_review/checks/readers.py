@@ -224,11 +224,13 @@ def _readable_csv_error(msg: str) -> str:
     return "not a well-formed table: " + msg.splitlines()[0][:200]
 
 
-def _dedupe(names: list[str]) -> list[str]:
+def _dedupe(names: list[str], letters: bool = False) -> list[str]:
+    """Unique, non-empty column names; an unnamed column is named by its place ("column 3", or the
+    sheet's letter "column G")."""
     seen: dict[str, int] = {}
     out = []
-    for n in names:
-        n = n.strip() or "(unnamed)"
+    for i, n in enumerate(names):
+        n = n.strip() or f"column {_letters(i) if letters else i + 1}"
         if n in seen:
             seen[n] += 1
             n = f"{n}.{seen[n]}"
@@ -236,6 +238,15 @@ def _dedupe(names: list[str]) -> list[str]:
             seen[n] = 0
         out.append(n)
     return out
+
+
+def _letters(i: int) -> str:
+    s = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        s = chr(65 + r) + s
+    return s
 
 
 # --- Parquet ---------------------------------------------------------------------------------------
@@ -291,7 +302,8 @@ def _xlsx(path: Path) -> Iterator[TableStream]:
                 notes.append(("pass", f"sheet '{ws.title}': lines above the header read as a title: {above[:200]}"))
             header, body = peeked[at], peeked[at + 1:]
             width = max(max((i + 1 for i, v in enumerate(r) if _filled(v)), default=0) for r in [header, *body])
-            names = _dedupe(["" if v is None else str(v) for v in header[:width]] + [""] * (width - len(header)))
+            names = _dedupe(["" if v is None else str(v) for v in header[:width]] + [""] * (width - len(header)),
+                            letters=True)
             yield TableStream(ws.title, names,
                               lambda body=body, rows=rows, names=names, width=width, notes=notes, title=ws.title:
                               _xlsx_batches(itertools.chain(body, rows), names, width, notes, title), notes)

@@ -109,6 +109,7 @@ CATALOGUE = [
     Case("text-renamed-xlsx", s.text_as_xlsx, "fail", kind="refused"),
     Case("xlsx-with-macros", s.xlsx_with_macros, "fail", kind="refused"),
     Case("binary-as-csv", s.binary_as_csv, "fail", kind="refused"),
+    Case("utf16-text", text("unicode.txt", "\ufeffregion\tn\nNorth\t5\n", "utf-16"), "fail", kind="refused"),
     Case("oversize", text("big.csv", s.SAFE_LONG), "fail", kind="refused", checks={"size": "fail"},
          policy={"max_file_bytes": 20}),
     # malformed

@@ -267,3 +267,19 @@ def test_odd_acro_results_give_a_verdict(tmp_path, content):
 def test_a_single_column_of_counts(tmp_path):
     verdict = check_file(s.write(tmp_path, "counts.csv", "n\n5\n50\n"), Policy())
     assert verdict.status == "fail" and verdict.findings[0].cells == [("row 1", "n")]
+
+
+def test_csv_is_read_in_bounded_chunks(tmp_path, monkeypatch):
+    """Memory stays bounded: the reader never holds more than about one chunk of the file."""
+    from egress_review.checks import readers
+
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 64 * 1024)
+    p = tmp_path / "big.csv"
+    with p.open("w") as fh:
+        fh.write("cell,n\n")
+        for i in range(150_000):
+            fh.write(f"cell number {i},{50 + i % 1000}\n")
+    (stream,) = readers.open_tables(p, p.name)
+    sizes = [b.nbytes for b in stream.open()]
+    assert sum(b for b in sizes) > 2 * 2**20 and len(sizes) > 30
+    assert max(sizes) < 256 * 1024

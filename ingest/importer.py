@@ -388,14 +388,14 @@ def _stream(src: Source, req: ImportRequest, name: str, key: bytes, stage: Path)
             sink.close()
             sink = None
             return fp, counter, non_null, rows, include
-        except pa.ArrowInvalid as exc:
-            if sink is not None:
+        except BaseException as exc:
+            if sink is not None:  # stop the writer thread and release the file, whatever went wrong
                 try:
                     sink.close()
-                except BaseException:  # noqa: BLE001 - the parse error is what matters
+                except BaseException:  # noqa: BLE001 - the first error is what matters
                     pass
             out.unlink(missing_ok=True)
-            if not src.retry_as_text(exc):
+            if not (isinstance(exc, pa.ArrowInvalid) and src.retry_as_text(exc)):
                 raise
 
 

@@ -418,6 +418,41 @@ class DisclosureSection(Configurable):
         return proposal["value"]
 
 
+class ImagesSection(Configurable):
+    """[images]: the researcher notebook image and how it is built (no registry, no PyPI at build)."""
+
+    notebook = Unicode(
+        "enclave-notebook:latest",
+        help="Name of the notebook image `enclave image build` makes and the spawner runs. "
+        "Security: the image carries the no-download policy; only this image is ever spawned.",
+    ).tag(config=True)
+
+    base_image = Unicode(
+        "",
+        help="Debian 12 image to build on (e.g. from the site's registry). Empty: "
+        "enclave-base:bookworm, built locally with debootstrap (images/base/build-base.sh) when missing.",
+    ).tag(config=True)
+
+    wheelhouse = Unicode(
+        "",
+        help="Folder of Python wheels the image is installed from (filled with `pip download` when "
+        "incomplete; copy it to build on an air-gapped host). Empty: images/notebook/wheelhouse in "
+        "the source tree; relative paths are taken from state_dir.",
+    ).tag(config=True)
+
+    @validate("notebook", "base_image")
+    def _valid_image_name(self, proposal):
+        value = proposal["value"].strip()
+        if proposal["trait"].name == "notebook" and not value:
+            raise TraitError("[images] notebook must name an image, e.g. enclave-notebook:latest")
+        repository = value.split("@")[0]
+        if ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+        if value and (any(c.isspace() for c in value) or repository != repository.lower()):
+            raise TraitError(f"{value!r} is not a Docker image name (lower-case repository, no spaces)")
+        return value
+
+
 SECTIONS: dict[str, type[Configurable]] = {
     "enclave": EnclaveSection,
     "hub": HubSection,
@@ -428,6 +463,7 @@ SECTIONS: dict[str, type[Configurable]] = {
     "egress": EgressSection,
     "ingest": IngestSection,
     "disclosure": DisclosureSection,
+    "images": ImagesSection,
 }
 
 

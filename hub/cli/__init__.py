@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "egress_review.cli_check",
     "egress_review.cli",
     "ingest.cli",
+    "hub.cli.images",
 ]
 
 

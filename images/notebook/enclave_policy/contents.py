@@ -1,0 +1,80 @@
+"""A contents manager that will not move a whole data file through the browser.
+
+Reads (`GET /api/contents/<path>` with content) of one file larger than max_read_bytes and writes
+(`PUT`, including the file browser's chunked uploads, counted cumulatively) larger than
+max_write_bytes are refused with 413 and a message a researcher understands. Listing folders, opening
+and saving ordinary notebooks, renaming, deleting and checkpoints work as before. The kernel still
+reads /data directly: that is the point of the enclave, and what it shows on screen is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+from tornado.web import HTTPError
+from traitlets import Integer
+
+from enclave_policy.limits import DEFAULT_MAX_READ_BYTES, DEFAULT_MAX_WRITE_BYTES, human, release_url
+
+
+def model_size(model: dict) -> int:
+    """Bytes the model's content will take on disk (close enough for a limit)."""
+    content = model.get("content")
+    if content is None:
+        return 0
+    if model.get("type") == "notebook":
+        return len(json.dumps(content).encode("utf-8"))
+    if model.get("format") == "base64":
+        text = content if isinstance(content, str) else ""
+        return (len(text) * 3) // 4
+    if isinstance(content, str):
+        return len(content.encode("utf-8"))
+    return len(json.dumps(content).encode("utf-8"))
+
+
+class SizeLimitedContentsManager(AsyncLargeFileManager):
+    max_read_bytes = Integer(
+        DEFAULT_MAX_READ_BYTES,
+        config=True,
+        help="Largest single file the contents API sends to the browser (bytes).",
+    )
+    max_write_bytes = Integer(
+        DEFAULT_MAX_WRITE_BYTES,
+        config=True,
+        help="Largest single file the contents API writes, uploads included (bytes).",
+    )
+
+    async def get(self, path, content=True, type=None, format=None, **kwargs):
+        if content:
+            os_path = self._get_os_path(path.strip("/"))
+            if os.path.isfile(os_path):
+                size = os.path.getsize(os_path)
+                if size > self.max_read_bytes:
+                    self.log.warning("enclave policy: refused reading %s (%d bytes)", path, size)
+                    raise HTTPError(
+                        413,
+                        f"{path} is {human(size)}; the enclave shows files up to "
+                        f"{human(self.max_read_bytes)} in the browser. Open it from a notebook "
+                        f"(e.g. pandas) instead; to take results out, ask for a release at {release_url()}",
+                    )
+        return await super().get(path, content=content, type=type, format=format, **kwargs)
+
+    async def save(self, model, path=""):
+        size = model_size(model)
+        chunk = model.get("chunk")
+        if chunk is not None and chunk != 1:
+            # Later chunks of an upload append to the file written so far.
+            os_path = self._get_os_path(path.strip("/"))
+            if os.path.isfile(os_path):
+                size += os.path.getsize(os_path)
+        if size > self.max_write_bytes:
+            self.log.warning("enclave policy: refused writing %s (%d bytes)", path, size)
+            raise HTTPError(
+                413,
+                f"{path} would be {human(size)}; the enclave accepts files up to "
+                f"{human(self.max_write_bytes)} from the browser. Data comes in through the "
+                "project's data import, not by upload.",
+            )
+        return await super().save(model, path)

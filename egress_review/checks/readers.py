@@ -165,7 +165,7 @@ def _csv(path: Path, tab: bool) -> TableStream:
                     buf, rest = buf[:cut], buf[cut:]
                 else:
                     rest = b""
-                if buf.strip():
+                if buf and not buf.isspace():
                     types = dict(state["as_text"]) if fixed is None else {**fixed, **state["as_text"]}
                     try:
                         table = pacsv.read_csv(pa.BufferReader(buf), *options(types))

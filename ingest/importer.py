@@ -303,7 +303,7 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
                 "quasi_identifiers": req.quasi_identifiers, "read_as_text": sorted(src.text_columns),
                 "imported_by": actor, "imported_at": now.isoformat(timespec="seconds") + "Z",
                 "risk": ({**{k: v for k, v in report.to_dict().items() if k not in ("smallest_classes", "suggestions")},
-                          "verdict": verdict, "above_threshold": problems, "accepted_reason": req.accept_risk
+                          "verdict": verdict, "above_threshold": problems, "accepted_reason": req.accept_risk.strip()
                           if problems else None} if report else None),
             }
             (stage / f"{name}.manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
@@ -336,7 +336,7 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
                     audit.record(session, actor, "data.accept_risk", req.project, {
                         "dataset": name, "reason": req.accept_risk.strip(), "problems": problems})
                 session.flush()
-                published = _publish(stage, data_dir, fp_stage, fp_dir, name)
+                _publish(stage, data_dir, fp_stage, fp_dir, name, published)
         except BaseException as exc:
             for p in published:
                 p.unlink(missing_ok=True)
@@ -399,9 +399,10 @@ def _stream(src: Source, req: ImportRequest, name: str, key: bytes, stage: Path)
                 raise
 
 
-def _publish(stage: Path, data_dir: Path, fp_stage: Path, fp_dir: Path, name: str) -> list[Path]:
-    """Rename staged files into place (Parquet last, so a visible file always has its manifest)."""
-    done: list[Path] = []
+def _publish(stage: Path, data_dir: Path, fp_stage: Path, fp_dir: Path, name: str, done: list[Path]) -> None:
+    """Rename staged files into place (Parquet last, so a visible file always has its manifest).
+
+    Each renamed file is appended to `done` at once, so a failure half-way can remove exactly those."""
     for p in sorted(fp_stage.iterdir(), key=lambda p: p.suffix == ".json"):
         target = fp_dir / p.name
         if target.exists():
@@ -419,7 +420,6 @@ def _publish(stage: Path, data_dir: Path, fp_stage: Path, fp_dir: Path, name: st
             raise Conflict(f"{target} appeared during the import; choose another --name")
         os.replace(p, target)
         done.append(target)
-    return done
 
 
 def list_datasets(settings: Settings, slug: str) -> list[Dataset]:

@@ -222,10 +222,18 @@ def test_missing_source_and_unknown_project(cli, project, tmp_path):
 def test_failure_while_recording_rolls_back_files_and_new_key(cli, project, tmp_path, enclave_env, monkeypatch):
     src = _write_csv(tmp_path / "s.csv", _people(), ["nir", "age", "sex", "note"])
 
-    monkeypatch.setattr(importer, "_publish", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    real_replace = importer.os.replace
+
+    def replace(a, b):  # the last rename (the Parquet file) fails after the others succeeded
+        if str(b).endswith(".parquet"):
+            raise OSError("disk full")
+        return real_replace(a, b)
+
+    monkeypatch.setattr(importer.os, "replace", replace)
     with pytest.raises(OSError):
-        cli("data", "import", "cardio", str(src), "--id-columns", "nir")
+        cli("data", "import", "cardio", str(src), "--id-columns", "nir", "--quasi-identifiers", "age,sex")
     assert list(project["cardio"].iterdir()) == []
+    assert not paths.fingerprints(enclave_env.state_dir, "cardio").exists()
     assert keys.read(enclave_env.state_dir, "cardio") is None
     assert _events(enclave_env, "data.import") == []
 

@@ -44,6 +44,7 @@ FORMAT = 1
 _NULL = np.uint64(0x9E3779B97F4A7C15)
 _TAG_NUM = np.uint64(0x243F6A8885A308D3)
 _TAG_STR = np.uint64(0x13198A2E03707344)
+_TAG_BIG = np.uint64(0xA4093822299F31D0)
 _ROW_MUL = np.uint64(0x100000001B3)
 _LEN_MUL = np.uint64(0xC2B2AE3D27D4EB4F)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -85,6 +86,11 @@ def _hash_numbers(arr: pa.Array) -> np.ndarray:
     missing = np.isnan(f)
     f[f == 0] = 0.0  # -0.0 and 0.0 alike
     h = _mix(f.view(np.uint64) ^ _TAG_NUM)
+    if pa.types.is_integer(arr.type):  # beyond 2**53 a float64 is not exact: hash those integers as such
+        big = np.abs(f) > 2.0**53
+        if big.any():
+            ints = pc.fill_null(pc.cast(arr, pa.int64(), safe=False), 0).to_numpy(zero_copy_only=False)
+            h[big] = _mix(ints[big].view(np.uint64) ^ _TAG_BIG)
     h[missing] = _NULL
     return h
 

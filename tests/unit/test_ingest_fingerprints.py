@@ -78,3 +78,5 @@ def test_normalisation_equalities():
     hashes = fp.hash_column(different)
     assert len(set(hashes[:4].tolist() + hashes[5:].tolist())) == 8
     assert fp.hash_column(pa.array([1]))[0] != fp.hash_column(pa.array(["1"]))[0]
+    big = fp.hash_column(pa.array([2**60, 2**60 + 1, None], pa.int64()))  # equal as float64, not as ids
+    assert big[0] != big[1] and big[2] == fp.hash_column(pa.array([None], pa.int64()))[0]

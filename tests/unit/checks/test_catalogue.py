@@ -283,3 +283,35 @@ def test_csv_is_read_in_bounded_chunks(tmp_path, monkeypatch):
     sizes = [b.nbytes for b in stream.open()]
     assert sum(b for b in sizes) > 2 * 2**20 and len(sizes) > 30
     assert max(sizes) < 256 * 1024
+
+
+_MAGIC = {".parquet": b"PAR1", ".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8\xff", ".pdf": b"%PDF-1.7\n",
+          ".xlsx": b"PK\x03\x04", ".csv": b"region,n\n", ".ipynb": b'{"cells": [', ".svg": b"<svg ", ".json": b'{"results": '}
+
+
+@pytest.mark.parametrize("ext", sorted(_MAGIC), ids=lambda e: e.lstrip("."))
+def test_damaged_files_give_a_readable_verdict_never_a_crash(tmp_path, ext):
+    import random
+
+    rng = random.Random(ext)
+    for i in range(20):
+        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+        for n, data in enumerate((junk, _MAGIC[ext] + junk, _MAGIC[ext] + junk.replace(b"\x00", b"a"))):
+            p = tmp_path / f"f{i}_{n}{ext}"
+            p.write_bytes(data)
+            verdict = check_file(p, Policy())
+            assert verdict.status in ("fail", "review", "warn", "pass")
+            assert all(f.check != "checks_error" for f in verdict.findings), (data, verdict.findings)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv"], ids=["csv", "tsv"])
+def test_garbled_text_tables_give_a_verdict_never_a_crash(tmp_path, ext):
+    import random
+
+    rng = random.Random(ext)
+    alphabet = 'ab1290,;\t"\n *<>.-éx'
+    for i in range(150):
+        body = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 300)))
+        p = s.write(tmp_path, f"g{i}{ext}", "region,n\n" + body if i % 2 else body)
+        verdict = check_file(p, Policy())
+        assert all(f.check != "checks_error" for f in verdict.findings), (body, verdict.findings)

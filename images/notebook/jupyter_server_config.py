@@ -18,8 +18,8 @@ c.ContentsManager.allow_hidden = False
 # The file browser shows the workspace only; /data is read from notebooks, not browsed and fetched.
 c.ServerApp.root_dir = "/home/jovyan/work"
 
-# Nothing for a browser-side extension to call out to, no terminals' worth of extra surface lost.
+# No call home, and no installing extensions from the browser (the venv is read-only anyway).
 c.ServerApp.open_browser = False
 c.LabApp.news_url = None
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
-c.LabServerApp.extra_labextensions_path = []
+c.LabApp.extension_manager = "readonly"

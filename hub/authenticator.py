@@ -8,6 +8,9 @@ active enclave account. Roles become JupyterHub groups (researcher / steward / a
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 from jupyterhub.auth import Authenticator
 from sqlalchemy import select
 from tornado import web
@@ -15,6 +18,10 @@ from traitlets import Any, Bool, Unicode
 
 from . import db, enrolment, login, passwords
 from .models import Account, AccountStatus
+
+
+# Quick lookups get their own thread so they never queue behind password hashing.
+_LOOKUP = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enclave-lookup")
 
 
 class EnclaveAuthenticator(Authenticator):
@@ -37,7 +44,11 @@ class EnclaveAuthenticator(Authenticator):
         except login.LoginRefused as exc:
             self.log.warning("Login refused: %s", exc.detail)
             raise _forbidden(str(exc)) from None
-        return {"name": who.username, "admin": who.role == "admin", "groups": [who.role]}
+        return {
+            "name": who.username, "admin": who.role == "admin", "groups": [who.role],
+            # what password_login just established, in the same request; check_allowed reads it
+            "user_info": {"enclave_role": who.role, "enclave_status": AccountStatus.active.value},
+        }
 
     def _active(self, username: str) -> bool:
         with db.transaction(self.enclave_settings.database_url) as session:
@@ -45,7 +56,10 @@ class EnclaveAuthenticator(Authenticator):
         return status == AccountStatus.active
 
     async def check_allowed(self, username, authentication=None):
-        if await passwords.run(self._active, username):
+        info = (authentication or {}).get("user_info") or {}
+        if info.get("enclave_status") == AccountStatus.active.value and authentication.get("name") == username:
+            return True  # decided by password_login moments ago, inside its write transaction
+        if await asyncio.get_running_loop().run_in_executor(_LOOKUP, self._active, username):
             return True
         return False  # explicit deny: not an active enclave account
 

@@ -53,6 +53,23 @@ def write_transaction(url: str) -> Iterator[Session]:
         yield session
 
 
+_KEYRINGS: dict[tuple[str, int], object] = {}
+
+
+def _keyring(state_dir):
+    """The MFA keyring, re-read only when mfa.keys changes (e.g. after `enclave mfa rotate-key`)."""
+    path = secrets_store.secrets_dir(state_dir) / "mfa.keys"
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return secrets_store.mfa_keyring(state_dir)
+    ring = _KEYRINGS.get(key)
+    if ring is None:
+        _KEYRINGS.clear()
+        ring = _KEYRINGS[key] = secrets_store.mfa_keyring(state_dir)
+    return ring
+
+
 @dataclass(frozen=True)
 class LoggedIn:
     username: str
@@ -129,7 +146,7 @@ def _succeed(session: Session, account: Account, source: str, method: str) -> Lo
 def _check_code(session: Session, settings, account: Account, code: str, source: str,
                 now: dt.datetime) -> tuple[LoginRefused | None, str]:
     """TOTP or recovery code for an account whose first factor passed. Returns (refusal, method)."""
-    keyring = secrets_store.mfa_keyring(settings.state_dir)
+    keyring = _keyring(settings.state_dir)
     if mfa.looks_like_recovery_code(code):
         if mfa.use_recovery_code(account, code):
             audit.record(session, account.username, "login.recovery_code_used", account.username,

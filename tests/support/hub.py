@@ -209,7 +209,8 @@ class RunningHub:
         return r
 
     def login(self, http: requests.Session, user: EnrolledUser | None = None, otp: str | None = None, *,
-              username: str | None = None, password: str | None = None) -> requests.Response:
+              username: str | None = None, password: str | None = None,
+              allow_redirects: bool = True) -> requests.Response:
         """Fill in and post the login form. otp=None: the code the user's app shows now."""
         page = self.login_form(http)
         if otp is None:
@@ -220,4 +221,4 @@ class RunningHub:
             "password": password if password is not None else user.password,
             "otp": otp,
         }
-        return http.post(self.url + "/hub/login", data=data, timeout=60)
+        return http.post(self.url + "/hub/login", data=data, timeout=60, allow_redirects=allow_redirects)

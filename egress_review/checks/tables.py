@@ -39,6 +39,7 @@ LABEL_NAME = re.compile(
     r"|range)|classe_?(d_?)?age|tranche_?(d_?)?age|code|\w+_code|code_\w+|region|dept|departement|group|groupe"
     r"|category|categorie|sex|sexe|gender|level|niveau|stratum|strate)$"
 )
+EXTREME_NAME = re.compile(r"(^|_)(min|max|minimum|maximum|mini|maxi|highest|lowest|largest|smallest)($|_)")
 CONTRIBUTION = re.compile(r"^(.+)__top(\d+)$")
 TOTAL = re.compile(r"^(total|totals|all|overall|ensemble|sum|somme|tous|toutes)$|^total_")
 TOTAL_LABEL = r"^\s*(total|totals|all|overall|ensemble|sum|somme|tous|toutes)\b"
@@ -91,6 +92,7 @@ class TableAnalyzer:
         self.recoverable = 0
         self.recoverable_cells: list[tuple[str, str]] = []
         self.text_columns: list[str] = []
+        self.extremes: list[str] = []
 
     # -- roles, from the first batch's types and the column names
     def _assign_roles(self, batch: pa.RecordBatch) -> None:
@@ -128,6 +130,8 @@ class TableAnalyzer:
             elif _numeric(types[i]):
                 if LABEL_NAME.match(norm(n)):
                     self.labels.append(i)  # year, age... further right: still a label, not a count
+                elif EXTREME_NAME.search(norm(n)):
+                    self.extremes.append(n)
                 elif STAT_NAME.search(norm(n)) or "%" in n:
                     self.statistics.append(n)
                 else:
@@ -319,6 +323,11 @@ class TableAnalyzer:
                     f"{where}{g.p:,} cell{'s' if g.p > 1 else ''} of '{g.name}' where the total minus the two "
                     f"largest contributions is under {self.policy.p_ratio:.0%} of the largest (p% rule): the "
                     "second contributor could estimate the first" + _more(g.p, g.p_cells), cells=g.p_cells))
+        if self.extremes:
+            out.append(Finding(
+                "extremes", "fail",
+                f"{where}{', '.join(repr(c) for c in self.extremes)} show minimum or maximum values: each is one "
+                "person's value; show percentiles or ranges instead"))
         if self.contributions:
             out.append(Finding(
                 "contributions", "review",

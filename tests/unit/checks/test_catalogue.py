@@ -57,6 +57,8 @@ CATALOGUE = [
          cells={"small_cells": [("Sud", "patients")]}),
     Case("statistics-without-counts", text("means.csv", s.STATS_ONLY), "review", checks={"statistics": "review"}),
     Case("statistics-with-counts", text("means_n.csv", s.STATS_WITH_N), "pass"),
+    Case("minimum-and-maximum", text("minmax.csv", "region,n,min_age,max_age\nNorth,120,18,97\nSouth,45,21,88\n"),
+         "fail", checks={"extremes": "fail"}),
     # magnitudes with contributions
     Case("dominance-nk", text("nk.csv", s.DOMINANT_NK), "fail",
          checks={"dominance_nk": "fail", "contributions": "review"}, cells={"dominance_nk": [("North", "cost")]},
@@ -187,16 +189,18 @@ def test_input_rows_of_the_project_fail(tmp_path):
     from ingest.fingerprints import FingerprintWriter
 
     state = tmp_path / "state"
-    w = FingerprintWriter("stays", ["region", "sex", "n"], id_columns=[])
-    w.add(pa.record_batch({"region": ["North", "South"], "sex": ["M", "F"], "n": [98, 31]}))
+    w = FingerprintWriter("stays", ["region", "sex", "age_group", "n"], id_columns=[])
+    w.add(pa.record_batch({"region": ["North", "South"], "sex": ["M", "F"], "age_group": ["18-64", "65+"],
+                           "n": [98, 31]}))
     w.write(paths.fingerprints(state, "cardio"))
-    p = s.write(tmp_path, "copy.csv", s.SAFE_LONG)
+    table = "region,sex,age_group,n\nNorth,F,18-64,120\nNorth,M,18-64,98\nSouth,F,65+,31\nSouth,M,65+,45\n"
+    p = s.write(tmp_path, "copy.csv", table)
     policy = Policy(project="cardio", state_dir=state)
     verdict = check_file(p, policy)
     found = {f.check: f for f in verdict.findings}
-    assert verdict.status == "fail"
+    assert verdict.status == "fail", verdict.findings
     assert found["input_rows"].cells == [("row 2", "(whole row)"), ("row 3", "(whole row)")]
-    other = s.write(tmp_path, "other.csv", s.WIDE.replace(",3\n", ",30\n"))
+    other = s.write(tmp_path, "other.csv", table.replace(",98\n", ",99\n").replace(",31\n", ",32\n"))
     assert {f.check: f.severity for f in check_file(other, policy).findings}["input_rows"] == "pass"
     # no project named: that comparison is skipped
     assert "input_rows" not in {f.check for f in check_file(p, Policy()).findings}

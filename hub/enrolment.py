@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from .errors import EnclaveError, Invalid, NotFound
 from .models import Account, AccountStatus, EnrolmentToken
 
 MIN_PASSWORD_LENGTH = 12
+_TOKEN_IN_PATH = re.compile(r"/enrol/[^/?#]+")
 
 
 class LinkGone(EnclaveError):
@@ -157,6 +159,12 @@ def _handler_class():
 
         def initialize(self, enclave_settings=None):
             self.enclave_settings = enclave_settings
+
+        async def prepare(self):
+            # The token is a credential until used: keep it out of the hub's access and error logs.
+            self.request.uri = _TOKEN_IN_PATH.sub("/enrol/[token]", self.request.uri)
+            self.request.path = _TOKEN_IN_PATH.sub("/enrol/[token]", self.request.path)
+            await super().prepare()
 
         def _view(self, token):
             s = self.enclave_settings

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import audit, clock, db, mfa, passwords, secrets_store
@@ -108,8 +109,12 @@ def _count_source_failure(session: Session, settings, source: str, now: dt.datet
     row = _throttle_row(session, key)
     window = dt.timedelta(minutes=settings.auth.ip_window_minutes)
     if row is None:
-        row = LoginThrottle(source=key, failures=0, window_start=now)
-        session.add(row)
+        try:
+            with session.begin_nested():  # two first failures from one address may race (PostgreSQL)
+                row = LoginThrottle(source=key, failures=0, window_start=now)
+                session.add(row)
+        except IntegrityError:
+            row = _throttle_row(session, key)
     if now - row.window_start > window:
         row.failures, row.window_start = 0, now
     row.failures += 1

@@ -66,6 +66,7 @@ def test_enrol_happy_path_then_login(enclave_env, running_hub):
     # the link is spent; the new account logs in with what it chose
     again = http.get(url, timeout=30)
     assert again.status_code == 410 and "already been used" in html.unescape(again.text)
+    assert token not in running_hub.logs()  # the link never appears in the hub's log
     user = EnrolledUser("ann", password, secret, codes)
     r = running_hub.login(requests.Session(), user)
     assert r.url.startswith(running_hub.url + "/hub/home"), r.url

@@ -22,8 +22,13 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 Runner = Callable[..., subprocess.CompletedProcess]
+
+
+def _ipv6_enabled() -> bool:
+    return Path("/proc/net/if_inet6").exists()
 
 
 def _run(argv: list[str], input: str | None = None) -> subprocess.CompletedProcess:
@@ -40,6 +45,11 @@ class Firewall:
     api_port: int
     chain: str = "ENCLAVE"
     runner: Runner = field(default=_run, repr=False)
+    ipv6: bool = field(default_factory=_ipv6_enabled)  # a kernel without IPv6 needs no ip6tables rules
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        return (4, 6) if self.ipv6 else (4,)
 
     @property
     def input_chain(self) -> str:
@@ -98,7 +108,7 @@ class Firewall:
 
     def apply(self) -> None:
         """Install or refresh the rules (idempotent)."""
-        for family in (4, 6):
+        for family in self.families:
             argv = [f"{self._tool(family)}-restore", "-w", "10", "--noflush"]
             result = self.runner(argv, input=self.restore_script(family))
             if result.returncode != 0:
@@ -111,7 +121,7 @@ class Firewall:
 
     def remove(self) -> None:
         """Delete the jumps and chains; missing pieces are fine (idempotent)."""
-        for family in (4, 6):
+        for family in self.families:
             for parent, chain in (
                 ("INPUT", self.input_chain),
                 ("DOCKER-USER", self.forward_chain),
@@ -127,7 +137,7 @@ class Firewall:
     def status(self) -> dict[str, list[str]]:
         """Rules currently installed per chain and family (empty list: chain absent)."""
         out: dict[str, list[str]] = {}
-        for family in (4, 6):
+        for family in self.families:
             for chain in (self.input_chain, self.forward_chain):
                 r = self._ipt(family, "-S", chain, check=False)
                 out[f"{self._tool(family)} {chain}"] = r.stdout.splitlines() if r.returncode == 0 else []
@@ -139,8 +149,9 @@ class Firewall:
 
     def is_applied(self) -> bool:
         st = self.status()
-        return all(st[f"{t} {c}"] for t in ("iptables", "ip6tables") for c in (self.input_chain, self.forward_chain)) and all(
-            len(st[f"{t} jumps"]) >= 2 for t in ("iptables", "ip6tables")
+        tools = [self._tool(f) for f in self.families]
+        return all(st[f"{t} {c}"] for t in tools for c in (self.input_chain, self.forward_chain)) and all(
+            len(st[f"{t} jumps"]) >= 2 for t in tools
         )
 
 

@@ -37,6 +37,7 @@ class Policy:
     pids_limit: int
     tmpfs: dict[str, str] = field(default_factory=dict)
     user: str = USER
+    ipv6_kernel: bool = True  # the sysctl exists only on kernels with IPv6
 
     @property
     def binds(self) -> dict[str, dict[str, str]]:
@@ -59,7 +60,7 @@ class Policy:
             network_mode=self.network,
             ipc_mode="private",
             auto_remove=True,
-            sysctls={"net.ipv6.conf.all.disable_ipv6": "1"},
+            sysctls={"net.ipv6.conf.all.disable_ipv6": "1"} if self.ipv6_kernel else {},
         )
 
 

@@ -10,6 +10,7 @@ the workspace folder; and a container whose security invariants (hub.hardening) 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from dockerspawner import DockerSpawner
 from dockerspawner.dockerspawner import _deep_merge
 from sqlalchemy import select
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient
 from traitlets import Any, Float, Integer, List, Unicode, default
 
 from . import admission, audit, clock, db, network, paths, permissions
@@ -123,10 +125,37 @@ class ProjectSpawner(DockerSpawner):
             nano_cpus=int(self.cpu_limit * 1e9),
             pids_limit=self.pids_limit,
             tmpfs={p: tmpfs_options(p, self.tmpfs_size) for p in self.tmpfs_paths},
+            ipv6_kernel=os.path.exists("/proc/net/if_inet6"),
         )
         ip_port = await super().start()
+        await self._wait_answering(*ip_port)
         self._audit("notebook.start", {"image": self.image, "mem_limit": self.mem_limit, "cpu_limit": self.cpu_limit})
         return ip_port
+
+    async def _wait_answering(self, ip: str, port: int) -> None:
+        """Return as soon as the server answers HTTP (polling every 0.1 s).
+
+        The hub's own readiness check backs off exponentially up to 5 s between tries, which alone
+        added seconds to every start; after this, its first try succeeds. Gives up quietly (the hub's
+        check then reports the failure) if the container stops or start_timeout passes.
+        """
+        url = f"http://{ip}:{port}{self.server.base_url if self.server else '/'}api"
+        client = AsyncHTTPClient()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        next_poll = loop.time() + 2
+        while loop.time() < deadline:
+            try:
+                response = await client.fetch(url, raise_error=False, follow_redirects=False, request_timeout=2)
+                if response.code < 500:
+                    return
+            except Exception:  # noqa: BLE001 - refused/reset/timeout: not up yet
+                pass
+            if loop.time() > next_poll:
+                if await self.poll() is not None:
+                    return
+                next_poll = loop.time() + 2
+            await asyncio.sleep(0.1)
 
     def _ensure_workspace(self) -> Path:
         ws = paths.workspace(Path(self.enclave_state_dir), self.name, self.user.name)

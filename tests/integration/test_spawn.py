@@ -45,6 +45,11 @@ def test_member_gets_a_hardened_container_with_read_only_data_and_own_workspace(
         assert r.status_code == 200 and r.url.startswith(f"{hub.url}/user/{ann.username}/{alpha}/lab"), r.url
         assert "JupyterLab" in r.text
 
+        # the home page now offers open and stop for alpha, start for beta
+        home = http.get(f"{hub.url}/hub/home", timeout=30).text
+        assert f'href="/user/{ann.username}/{alpha}/"' in home and f'data-project="{alpha}">stop' in home
+        assert f"/hub/spawn/{ann.username}/{beta}" in home
+
         attrs = box_a.attrs
         hc = attrs["HostConfig"]
         data = _mount(attrs, "/data")

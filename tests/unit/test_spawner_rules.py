@@ -146,7 +146,7 @@ def test_firewall_rules_allow_only_the_hub_api_from_project_bridges():
 
 def test_firewall_apply_jumps_from_input_and_docker_user():
     rec = Recorder(fail=("-C",))  # no jump yet
-    firewall.Firewall(bridge_prefix="enc-", api_port=8081, runner=rec).apply()
+    firewall.Firewall(bridge_prefix="enc-", api_port=8081, runner=rec, ipv6=True).apply()
     argvs = [" ".join(a) for a, _ in rec.calls]
     assert "iptables -w 10 -I INPUT 1 -j ENCLAVE-INPUT" in argvs
     assert "iptables -w 10 -I DOCKER-USER 1 -j ENCLAVE-FWD" in argvs

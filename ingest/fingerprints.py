@@ -5,24 +5,30 @@ For each imported dataset we keep, under ``hub.paths.fingerprints(state_dir, pro
 - ``<dataset>.json``: the dataset's column names (normalised: stripped, lower case), which of them
   hold pseudonyms, and counts;
 - ``<dataset>.rows.npy``: sorted, unique 64-bit hashes of every imported row (all columns);
+- ``<dataset>.rest.npy`` (datasets with pseudonym columns): the same over every column but those;
 - ``<dataset>.id.<n>.npy``: sorted, unique 64-bit hashes of the values of pseudonym column n.
 
 Values are normalised before hashing so that a row survives a round trip through pandas, CSV or
 Parquet: every number (integer, float, decimal, boolean) as a float64 (so 3, 3.0 and True==1 agree),
 NaN and null alike, text trimmed with the empty string counted as missing, dates and timestamps as
 text ('2020-01-31', or '2020-01-31 10:15:00' when there is a time of day, as pandas
-writes it; fractions of a second are ignored).
+writes it; fractions of a second are ignored; any text ending in ' 00:00:00' loses that ending, since
+pandas writes a midnight as '2020-01-31 00:00:00' when another value in the column has a time).
 
 Matching rule of :func:`find_input_rows` (documented in docs/ingest.md):
 
 1. *whole rows*: when an output has every column of a dataset (by normalised name, in any order, with
    any extra columns), an output row whose values on those columns equal an imported row is reported;
+   the same on every column but the pseudonym columns, when the output has those (an extract with
+   the id dropped or replaced);
+   both only when at least MIN_ROW_COLUMNS (3) columns are compared, because a row of 1 or 2 values
+   (ward, sex) is also the label of an aggregate;
 2. *pseudonyms*: when an output has a column that held pseudonyms in a dataset, an output row whose
    value there is one of that dataset's pseudonyms is reported (a pseudonym is one person's record).
 
-An output with only some of a dataset's columns and no pseudonym column is not matched: with 64-bit
-row hashes there is nothing to compare a subset against. The hashes are not keyed; they stay in
-state_dir, which no container sees.
+An output with only some of a dataset's other columns and no pseudonym column is not matched: with
+64-bit row hashes there is nothing to compare a subset against. The hashes are not keyed; they stay
+in state_dir, which no container sees.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ import pyarrow.compute as pc
 
 from hub import paths
 
-FORMAT = 1
+FORMAT = 2
+MIN_ROW_COLUMNS = 3
 _NULL = np.uint64(0x9E3779B97F4A7C15)
 _TAG_NUM = np.uint64(0x243F6A8885A308D3)
 _TAG_STR = np.uint64(0x13198A2E03707344)
@@ -99,6 +106,9 @@ def _hash_text(arr: pa.Array) -> np.ndarray:
     """Hash each UTF-8 value from the Arrow buffers, without making Python strings."""
     arr = pc.utf8_trim_whitespace(pc.cast(arr, pa.large_string()))
     arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
+    midnight = pc.ends_with(arr, " 00:00:00")  # pandas writes dates so when another value has a time
+    if pc.any(midnight).as_py():
+        arr = pc.if_else(midnight, pc.utf8_slice_codeunits(arr, 0, -9), arr)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     n = len(arr)
@@ -132,8 +142,7 @@ def _temporal_text(arr: pa.Array) -> pa.Array:
     """
     if pa.types.is_date(arr.type) or pa.types.is_time(arr.type) or pa.types.is_duration(arr.type):
         return pc.cast(arr, pa.string())
-    text = pc.cast(pc.cast(arr, pa.timestamp("s"), safe=False), pa.string())
-    return pc.if_else(pc.ends_with(text, " 00:00:00"), pc.utf8_slice_codeunits(text, 0, 10), text)
+    return pc.cast(pc.cast(arr, pa.timestamp("s"), safe=False), pa.string())  # midnight: see _hash_text
 
 
 def _sorted_unique(a: np.ndarray) -> np.ndarray:
@@ -195,12 +204,18 @@ def combine(column_hashes: list[np.ndarray]) -> np.ndarray:
     return h
 
 
-def hash_rows(columns: dict[str, pa.Array], hashed: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """One hash per row over the given columns (keyed by normalised name; order does not matter).
+def _row_hashes(hashed: dict[str, np.ndarray], id_columns: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(all columns, all but the pseudonym columns) row hashes from column hashes by normalised name.
 
-    `hashed` may hold column hashes already computed (by normalised name)."""
-    hashed = hashed or {}
-    return combine([hashed[n] if n in hashed else hash_column(columns[n]) for n in sorted(columns)])
+    With pseudonym columns the whole-row hash is built on the other columns' hash, so both cost one pass."""
+    ids = sorted(c for c in hashed if c in id_columns)
+    rest_names = sorted(c for c in hashed if c not in id_columns)
+    if not ids:
+        return combine([hashed[n] for n in rest_names]), None
+    if not rest_names:
+        return combine([hashed[n] for n in ids]), None
+    rest = combine([hashed[n] for n in rest_names])
+    return combine([rest] + [hashed[n] for n in ids]), rest
 
 
 def _safe(name: str) -> str:
@@ -219,6 +234,7 @@ class FingerprintWriter:
             raise ValueError("column names must stay distinct after normalisation")
         self.id_columns = [normalise_name(c) for c in id_columns]
         self._rows: list[np.ndarray] = []
+        self._rest: list[np.ndarray] = []
         self._ids: dict[str, list[np.ndarray]] = {c: [] for c in self.id_columns}
         self.rows = 0
 
@@ -226,7 +242,10 @@ class FingerprintWriter:
         """Fingerprint one batch; returns the per-column hashes (by original name) for reuse."""
         names = batch.schema.names
         hashed = {normalise_name(n): hash_column(batch.column(i)) for i, n in enumerate(names)}
-        self._rows.append(combine([hashed[n] for n in sorted(hashed)]))
+        full, rest = _row_hashes(hashed, self.id_columns)
+        self._rows.append(full)
+        if rest is not None:
+            self._rest.append(rest)
         for c in self.id_columns:
             self._ids[c].append(hashed[c])
         self.rows += batch.num_rows
@@ -248,6 +267,10 @@ class FingerprintWriter:
         p = folder / f"{self.dataset}.rows.npy"
         np.save(p, rows)
         written.append(p)
+        if self._rest:
+            p = folder / f"{self.dataset}.rest.npy"
+            np.save(p, _sorted_unique(np.concatenate(self._rest)))
+            written.append(p)
         for i, c in enumerate(self.id_columns):
             parts = self._ids[c]
             u = _sorted_unique(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
@@ -258,6 +281,7 @@ class FingerprintWriter:
         meta = {
             "format": FORMAT, "dataset": self.dataset, "columns": self.columns,
             "id_columns": self.id_columns, "rows": self.rows, "distinct_rows": int(len(rows)),
+            "rest": bool(self._rest),
         }
         p = folder / f"{self.dataset}.json"
         p.write_text(json.dumps(meta, indent=2))
@@ -317,11 +341,15 @@ def find_input_rows(state_dir, project: str, frame: pd.DataFrame) -> list[int]:
         folder: Path = meta["_folder"]
         name = meta["dataset"]
         cols = meta["columns"]
-        if cols and all(c in by_name for c in cols):
-            rows = np.load(folder / f"{name}.rows.npy", mmap_mode="r")
-            with np.errstate(over="ignore"):
-                h = hash_rows({c: col(by_name[c]) for c in cols})
-            hit |= _member(h, rows)
+        ids = meta["id_columns"]
+        rest_cols = [c for c in cols if c not in ids]
+        if len(cols) >= MIN_ROW_COLUMNS and all(c in by_name for c in cols):
+            full, _ = _row_hashes({c: hash_column(col(by_name[c])) for c in cols}, ids)
+            hit |= _member(full, np.load(folder / f"{name}.rows.npy", mmap_mode="r"))
+        if meta.get("rest") and len(rest_cols) >= MIN_ROW_COLUMNS and all(c in by_name for c in rest_cols):
+            _, rest = _row_hashes({c: hash_column(col(by_name[c])) for c in rest_cols} | {
+                i: np.zeros(n, np.uint64) for i in ids}, ids)
+            hit |= _member(rest, np.load(folder / f"{name}.rest.npy", mmap_mode="r"))
         for i, c in enumerate(meta["id_columns"]):
             if c in by_name:
                 ids = np.load(folder / f"{name}.id.{i}.npy", mmap_mode="r")
@@ -334,6 +362,7 @@ def remove(state_dir, project: str, dataset: str) -> None:
     """Delete one dataset's fingerprints (used when an import is rolled back)."""
     folder = paths.fingerprints(Path(state_dir), project)
     name = _safe(dataset)
-    for p in [folder / f"{name}.json", folder / f"{name}.rows.npy", *folder.glob(f"{name}.id.*.npy")]:
+    for p in [folder / f"{name}.json", folder / f"{name}.rows.npy", folder / f"{name}.rest.npy",
+              *folder.glob(f"{name}.id.*.npy")]:
         if p.exists():
             os.unlink(p)

@@ -38,11 +38,16 @@ def test_rows_copied_through_csv_are_found_and_others_not(state):
     frame = frame[["ward", "weight", "admitted", "age", "PID"]].rename(columns={"PID": "pid", "age": "Age"})
     frame.insert(0, "note", "x")
     assert fp.find_input_rows(state, "cardio", frame) == [0, 1, 2, 3, 4]
-    frame["pid"] = ["Q1", "Q2", "Q3", "Q4", "Q5"]   # pseudonyms changed: no row is equal any more
-    frame.loc[1, "weight"] = 80.5                    # row 1 no longer equal
+    frame["pid"] = ["Q1", "Q2", "Q3", "Q4", "Q5"]   # pseudonyms replaced: the other columns still match
+    frame.loc[1, "weight"] = 80.5                    # row 1 now differs elsewhere too
+    assert fp.find_input_rows(state, "cardio", frame) == [0, 2, 3, 4]
+    assert fp.find_input_rows(state, "cardio", frame.drop(columns=["pid"])) == [0, 2, 3, 4]
+    frame["age"] = frame["Age"].fillna(0) + 1        # every row differs from the data now
+    frame = frame.drop(columns=["Age"])
     assert fp.find_input_rows(state, "cardio", frame) == []
     frame["pid"] = _dataset().column("PID").to_pylist()
-    assert fp.find_input_rows(state, "cardio", frame) == [0, 1, 2, 3, 4]  # via the pseudonym column
+    # the pseudonyms put back: rows 0, 1, 2, 4 are found through them; row 3 has none and differs
+    assert fp.find_input_rows(state, "cardio", frame) == [0, 1, 2, 4]
 
 
 def test_pseudonym_column_alone_singles_out_records(state):
@@ -50,9 +55,15 @@ def test_pseudonym_column_alone_singles_out_records(state):
     assert fp.find_input_rows(state, "cardio", frame) == [0, 3]
 
 
-def test_partial_columns_without_pseudonyms_and_aggregates_do_not_match(state):
+def test_partial_columns_without_pseudonyms_and_aggregates_do_not_match(state, tmp_path):
     frame = pd.DataFrame({"age": [34, 55], "weight": [71.5, 80.0], "ward": ["cardio", "neuro"]})
     assert fp.find_input_rows(state, "cardio", frame) == []
+    # a narrow dataset (2 columns) is never matched on whole rows: its rows look like aggregate labels
+    narrow = pa.table({"ward": ["icu", "icu"], "sex": ["F", "M"]})
+    w = fp.FingerprintWriter("wards", narrow.column_names, [])
+    w.add(narrow.to_batches()[0])
+    w.write(paths.fingerprints(tmp_path, "p"))
+    assert fp.find_input_rows(tmp_path, "p", pd.DataFrame({"ward": ["icu"], "sex": ["F"], "n": [40]})) == []
     counts = pd.DataFrame({"ward": ["cardio", "icu"], "n": [12, 40]})
     assert fp.find_input_rows(state, "cardio", counts) == []
 

@@ -255,11 +255,15 @@ def test_imported_rows_are_found_in_an_output_frame(cli, project, tmp_path, encl
     imported = pq.read_table(project["cardio"] / "stays.parquet").to_pandas()
     # an output that copies rows 5 and 7 (with pseudonyms), plus an aggregate row and a made-up row
     frame = pd.concat([imported.iloc[[5, 7]], pd.DataFrame({
-        "nir": [None, "PAAAAAAAAAAAAAAAA"], "age": [40, 41], "sex": ["F", "M"], "note": ["total", "x3"]})])
+        "nir": [None, "PAAAAAAAAAAAAAAAA"], "age": [40, 41], "sex": ["F", "M"], "note": ["total", "x999"]})])
     assert fingerprints.find_input_rows(enclave_env.state_dir, "cardio", frame) == [0, 1]
-    # without the pseudonym column, whole rows are still recognised only with every column present
-    no_id = imported.drop(columns=["nir"]).iloc[[3]]
-    assert fingerprints.find_input_rows(enclave_env.state_dir, "cardio", no_id) == []
+    # the pseudonym dropped or replaced: the rest of the row still gives it away
+    no_id = imported.drop(columns=["nir"]).iloc[[3, 4]]
+    assert fingerprints.find_input_rows(enclave_env.state_dir, "cardio", no_id) == [0, 1]
+    frame.iloc[3, frame.columns.get_loc("note")] = "x3"  # the made-up row now equals row 3 but its pseudonym
+    assert fingerprints.find_input_rows(enclave_env.state_dir, "cardio", frame) == [0, 1, 3]
+    # fewer columns than a whole row (no pseudonym): not recognised
+    assert fingerprints.find_input_rows(enclave_env.state_dir, "cardio", no_id[["age", "sex"]]) == []
     assert fingerprints.find_input_rows(enclave_env.state_dir, "onco", imported) == []
 
 

@@ -1,12 +1,14 @@
 """Stream a table file as Arrow record batches, whatever its format, in bounded memory.
 
-CSV/TSV: pyarrow's streaming reader (one block at a time). Before it starts, a small sample (first MiB)
-decides the delimiter, the encoding (UTF-8, else Latin-1), a decimal comma, and which suppression
-markers (`*`, `<10`, `c`, `..`) stand for hidden numbers. When a later block holds text in a column the
-first block made numeric, the read restarts with that column as text (at most a few times).
+CSV/TSV: read in 16 MiB chunks cut at line ends, each parsed by pyarrow's multi-threaded reader with
+the column types of the first chunk (pyarrow's own streaming reader reads ahead without limit, so it is
+used only when quoted line breaks make line-end cuts impossible). Before it starts, a sample (first
+MiB) decides the delimiter, the encoding (UTF-8, else Latin-1), a decimal comma, and which suppression
+markers (`*`, `<10`, `c`, `..`) stand for hidden numbers. When a later chunk holds decimals in an
+integer column, or text in a numeric one, the read restarts with that column widened (at most a few
+times; the caller starts its analysis again on `Restart`).
 XLSX: openpyxl in read-only mode, row by row, one sheet after the other. Parquet: by row group.
-Broken files raise `Unreadable` with a message for a person.
-"""
+Broken files raise `Unreadable` with a message for a person."""
 
 from __future__ import annotations
 

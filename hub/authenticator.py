@@ -63,6 +63,14 @@ class EnclaveAuthenticator(Authenticator):
             return True
         return False  # explicit deny: not an active enclave account
 
+    async def refresh_user(self, user, handler=None):
+        """Every `[auth] recheck_seconds` a session re-checks its account: disabled, reset or deleted
+        accounts lose access to a session they already had (the person must log in again)."""
+        if await asyncio.get_running_loop().run_in_executor(_LOOKUP, self._active, user.name):
+            return True
+        self.log.warning("Session of %s ended: the enclave account is no longer active", user.name)
+        return False
+
     def get_handlers(self, app):
         return super().get_handlers(app) + enrolment.handlers(self.enclave_settings)
 
@@ -77,5 +85,7 @@ def configure(c, settings) -> None:
     c.JupyterHub.authenticator_class = EnclaveAuthenticator
     c.Authenticator.manage_groups = True
     c.Authenticator.enable_auth_state = False
+    c.Authenticator.auth_refresh_age = settings.auth.recheck_seconds
+    c.Authenticator.refresh_pre_spawn = True
     # After login people choose a project on the home page; nothing spawns on its own.
     c.JupyterHub.default_url = "/hub/home"

@@ -110,6 +110,17 @@ class AuthSection(Configurable):
         "Security: lower values make stolen hashes cheaper to crack.",
     ).tag(config=True)
     argon2_time_cost = Integer(2, help="Argon2id iterations (OWASP: 2 with 19 MiB).").tag(config=True)
+    recheck_seconds = Integer(
+        60,
+        help="Seconds between re-checks that a logged-in session's account is still active (also checked "
+        "before every spawn). Security: a disabled account loses an open session within this time.",
+    ).tag(config=True)
+
+    @validate("recheck_seconds")
+    def _recheck(self, proposal):
+        if not 1 <= proposal["value"] <= 3600:
+            raise TraitError("recheck_seconds must be between 1 and 3600")
+        return proposal["value"]
 
     @validate("argon2_memory_kib")
     def _kdf_floor(self, proposal):

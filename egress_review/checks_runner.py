@@ -13,13 +13,13 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def run(blob: Path, *, min_cell_count: int, project: str, state_dir: Path, display_name: str,
-        max_file_bytes: int) -> dict:
-    from egress_review.checks import Policy, check_file
+def run(blob: Path, settings, *, min_cell_count: int, project: str, display_name: str) -> dict:
+    """Verdict for one stored file under the project's cell threshold and the site's [disclosure] and
+    [egress] limits (the same policy `enclave check --project` applies)."""
+    from egress_review.checks import check_file, policy_from_settings
 
     try:
-        policy = Policy(min_cell_count=min_cell_count, project=project, state_dir=state_dir,
-                        max_file_bytes=max_file_bytes)
+        policy = policy_from_settings(settings, min_cell_count=min_cell_count, project=project)
         verdict = check_file(blob, policy, display_name).to_dict()
         json.dumps(verdict)  # must be storable
         return verdict

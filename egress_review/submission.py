@@ -85,9 +85,8 @@ def snapshot(settings, project, username: str, rel: str, budget: list[int]) -> S
         raise Invalid(f"the files add up to more than the {egress.max_request_mib} MiB allowed in one "
                       "request; split it", reason="request_too_large")
     verdict = checks_runner.run(
-        store.blob_path(settings.state_dir, sha), min_cell_count=project.min_cell_count,
-        project=project.slug, state_dir=settings.state_dir, display_name=rel,
-        max_file_bytes=egress.max_file_mib * MIB,
+        store.blob_path(settings.state_dir, sha), settings, min_cell_count=project.min_cell_count,
+        project=project.slug, display_name=rel,
     )
     return Snapshot(rel, sha, size, verdict)
 

@@ -1,46 +1,70 @@
-"""Login through the real JupyterHub form (password + TOTP), as a person would see it."""
+"""Login through the real JupyterHub form (password + TOTP), as a person would see it.
+
+Most refusals share one hub for the module (each test its own account; ~7 counted failures from
+127.0.0.1 stay under the per-address limit of 20); tests that need their own settings, a restart or
+PostgreSQL start their own hub.
+"""
 
 from __future__ import annotations
 
 import html
+import json
+import time
+import types
 
 import pytest
 import requests
 
-from hub import audit, db
+from hub import accounts, audit, db
+from hub import settings as settings_mod
 from hub.models import AuditEvent
 from tests.conftest import BOTH
 from tests.support.fixtures import running_hub  # noqa: F401
+from tests.support.hub import RunningHub
 from tests.support.users import enrolled_user, pending_user, totp_code
+
+
+@pytest.fixture(scope="module")
+def shared_env(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shared-hub")
+    config = d / "enclave.toml"
+    config.write_text(f'state_dir = "{d / "state"}"\n\n[database]\nurl = "sqlite:///{d / "enclave.sqlite"}"\n')
+    s = settings_mod.load(config)
+    db.migrate(s.database_url)
+    return types.SimpleNamespace(config=config, state_dir=d / "state", db_url=s.database_url, settings=s)
+
+
+@pytest.fixture(scope="module")
+def shared_hub(shared_env):
+    hub = RunningHub(shared_env, settings={"auth": {"recheck_seconds": 1}})
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+        hub.dump_logs()
 
 
 def _page_says(r: requests.Response, text: str) -> bool:
     return text in html.unescape(r.text)
 
 
-def _failed_reasons(env) -> list[str]:
-    import json
-
+def _failed_reasons(env, username: str | None = None) -> list[str]:
     with db.transaction(env.db_url) as s:
-        rows = s.query(AuditEvent).filter(AuditEvent.action == "login.failed").order_by(AuditEvent.seq).all()
-        return [json.loads(e.detail)["reason"] for e in rows]
-
-
-@pytest.mark.parametrize("db_url", BOTH, indirect=True)
-def test_correct_login_lands_on_home_page(enclave_env, running_hub):
-    user = enrolled_user(enclave_env.settings, "ann")
-    http = requests.Session()
-    r = running_hub.login(http, user)
-    assert r.status_code == 200, r.text[-2000:]
-    assert r.url.startswith(running_hub.url + "/hub/home"), r.url
-    assert "ann" in r.text and "Logout" in r.text
-    with db.transaction(enclave_env.db_url) as s:
-        assert audit.verify(s).ok
-        assert s.query(AuditEvent).filter_by(action="login.ok", target="ann").count() == 1
+        q = s.query(AuditEvent).filter(AuditEvent.action == "login.failed")
+        if username:
+            q = q.filter(AuditEvent.target == username)
+        return [json.loads(e.detail)["reason"] for e in q.order_by(AuditEvent.seq)]
 
 
 def _fresh(hub, user, otp=None, **kw):
     return hub.login(requests.Session(), user, otp, **kw)
+
+
+def _lands_home(r: requests.Response, hub, username: str) -> None:
+    assert r.status_code == 200, (r.status_code, r.url, html.unescape(r.text)[-2000:])
+    assert r.url.startswith(hub.url + "/hub/home"), r.url
+    assert username in r.text and "Logout" in r.text
 
 
 def _refused_with(r: requests.Response, hub, message: str) -> None:
@@ -50,31 +74,67 @@ def _refused_with(r: requests.Response, hub, message: str) -> None:
     assert 'name="otp"' in r.text  # the form is shown again, ready for another try
 
 
-def test_login_without_code_is_refused(enclave_env, running_hub):
+@pytest.mark.parametrize("db_url", BOTH, indirect=True)
+def test_correct_login_lands_on_home_page(enclave_env, running_hub):
     user = enrolled_user(enclave_env.settings, "ann")
-    r = _fresh(running_hub, user, otp="")
-    _refused_with(r, running_hub, "Enter the 6-digit code from your authenticator app")
-    assert _failed_reasons(enclave_env) == ["missing_otp"]
+    _lands_home(running_hub.login(requests.Session(), user), running_hub, "ann")
+    with db.transaction(enclave_env.db_url) as s:
+        assert audit.verify(s).ok
+        assert s.query(AuditEvent).filter_by(action="login.ok", target="ann").count() == 1
 
 
-def test_wrong_code_and_wrong_password_look_the_same(enclave_env, running_hub):
-    user = enrolled_user(enclave_env.settings, "ann")
-    wrong = f"{(int(totp_code(user.totp_secret)) + 1) % 1000000:06d}"
-    r1 = _fresh(running_hub, user, otp=wrong)
-    r2 = _fresh(running_hub, user, password=user.password + "x")
-    r3 = _fresh(running_hub, user, username="nobody")
-    for r in (r1, r2, r3):
-        _refused_with(r, running_hub, "Wrong user name, password or code.")
-    assert _failed_reasons(enclave_env) == ["bad_otp", "bad_password", "unknown_user"]
+def test_login_without_code_is_refused(shared_env, shared_hub):
+    user = enrolled_user(shared_env.settings, "nocode")
+    _refused_with(_fresh(shared_hub, user, otp=""), shared_hub, "Enter the 6-digit code from your authenticator app")
+    assert _failed_reasons(shared_env, "nocode") == ["missing_otp"]
 
 
-def test_replayed_code_is_refused(enclave_env, running_hub):
-    user = enrolled_user(enclave_env.settings, "ann")
+def test_wrong_code_wrong_password_unknown_user_look_the_same(shared_env, shared_hub):
+    user = enrolled_user(shared_env.settings, "wrong")
+    bad_code = f"{(int(totp_code(user.totp_secret)) + 1) % 1000000:06d}"
+    for r in (_fresh(shared_hub, user, otp=bad_code),
+              _fresh(shared_hub, user, password=user.password + "x"),
+              _fresh(shared_hub, user, username="nobody")):
+        _refused_with(r, shared_hub, "Wrong user name, password or code.")
+    assert _failed_reasons(shared_env, "wrong") == ["bad_otp", "bad_password"]
+    assert _failed_reasons(shared_env, "nobody") == ["unknown_user"]
+
+
+def test_replayed_code_is_refused(shared_env, shared_hub):
+    user = enrolled_user(shared_env.settings, "replay")
     code = totp_code(user.totp_secret, offset_steps=1)
-    first = _fresh(running_hub, user, otp=code)
-    assert first.url.startswith(running_hub.url + "/hub/home")
-    again = _fresh(running_hub, user, otp=code)  # e.g. someone who watched the first login
-    _refused_with(again, running_hub, "That code was already used; wait for the next one.")
+    _lands_home(_fresh(shared_hub, user, otp=code), shared_hub, "replay")
+    again = _fresh(shared_hub, user, otp=code)  # e.g. someone who watched the first login
+    _refused_with(again, shared_hub, "That code was already used; wait for the next one.")
+
+
+def test_disabled_user_cannot_log_in_and_loses_an_open_session(shared_env, shared_hub):
+    user = enrolled_user(shared_env.settings, "gone")
+    http = requests.Session()
+    _lands_home(shared_hub.login(http, user), shared_hub, "gone")
+    with db.transaction(shared_env.db_url) as s:
+        accounts.disable(s, "test", "gone")
+    time.sleep(1.5)  # [auth] recheck_seconds = 1 for this hub
+    home = http.get(shared_hub.url + "/hub/home", timeout=30)
+    assert home.url.startswith(shared_hub.url + "/hub/login"), home.url  # sent back to the login page
+    r = _fresh(shared_hub, user, otp=totp_code(user.totp_secret, offset_steps=1))
+    _refused_with(r, shared_hub, "This account is disabled")
+
+
+def test_pending_user_is_told_to_enrol(shared_env, shared_hub):
+    pending_user(shared_env.settings, "newbie")
+    r = shared_hub.login(requests.Session(), None, otp="123456", username="newbie", password="whatever-it-is")
+    _refused_with(r, shared_hub, "This account has not been enrolled yet")
+
+
+def test_recovery_code_works_once(shared_env, shared_hub):
+    user = enrolled_user(shared_env.settings, "lostphone")
+    code = user.recovery_codes[0]
+    _lands_home(_fresh(shared_hub, user, otp=code), shared_hub, "lostphone")
+    _refused_with(_fresh(shared_hub, user, otp=code), shared_hub, "Wrong user name, password or code.")
+    with db.transaction(shared_env.db_url) as s:
+        assert s.query(AuditEvent).filter_by(action="login.recovery_code_used", target="lostphone").count() == 1
+        assert audit.verify(s).ok
 
 
 @pytest.mark.parametrize("db_url", BOTH, indirect=True)
@@ -89,31 +149,6 @@ def test_lockout_after_five_failures_survives_restart(enclave_env, running_hub):
     running_hub.restart()
     still = _fresh(running_hub, user, otp=totp_code(user.totp_secret, offset_steps=1))
     _refused_with(still, running_hub, "Account locked after 5 failed attempts")
-
-
-def test_disabled_user_cannot_log_in(enclave_env, running_hub, cli):
-    user = enrolled_user(enclave_env.settings, "ann")
-    code, out, err = cli("user", "disable", "ann")
-    assert code == 0, err
-    r = _fresh(running_hub, user)
-    _refused_with(r, running_hub, "This account is disabled")
-
-
-def test_pending_user_is_told_to_enrol(enclave_env, running_hub):
-    pending_user(enclave_env.settings, "bob")
-    r = running_hub.login(requests.Session(), None, otp="123456", username="bob", password="whatever-it-is")
-    _refused_with(r, running_hub, "This account has not been enrolled yet")
-
-
-def test_recovery_code_works_once(enclave_env, running_hub):
-    user = enrolled_user(enclave_env.settings, "ann")
-    code = user.recovery_codes[0]
-    ok = _fresh(running_hub, user, otp=code)
-    assert ok.status_code == 200 and ok.url.startswith(running_hub.url + "/hub/home"), ok.url
-    again = _fresh(running_hub, user, otp=code)
-    _refused_with(again, running_hub, "Wrong user name, password or code.")
-    with db.transaction(enclave_env.db_url) as s:
-        assert s.query(AuditEvent).filter_by(action="login.recovery_code_used", target="ann").count() == 1
 
 
 @pytest.mark.parametrize("running_hub", [{"auth": {"ip_max_failures": 3, "ip_window_minutes": 10}}],

@@ -259,7 +259,20 @@ def password_login(settings, username: str, password: str, code: str, source: st
         result = None if refusal else _succeed(session, account, source, method)
     if refusal is not None:
         raise refusal
+    if passwords.needs_rehash(settings, stored_hash):
+        _rehash(settings, username, stored_hash, password)
     return result
+
+
+def _rehash(settings, username: str, old_hash: str, password: str) -> None:
+    """After the operator raised the KDF cost, upgrade a hash at the next successful login."""
+    new_hash = passwords.hash_password(settings, password)
+    with write_transaction(settings.database_url) as session:
+        account = _find(session, username, lock=True)
+        if account is not None and account.password_hash == old_hash:
+            account.password_hash = new_hash
+            audit.record(session, username, "user.password_rehash", username,
+                         {"memory_kib": settings.auth.argon2_memory_kib, "time_cost": settings.auth.argon2_time_cost})
 
 
 def _gate_preview(session: Session, account: Account | None, code: str, source: str, now) -> bool:

@@ -166,3 +166,31 @@ def test_twenty_concurrent_logins_on_sqlite(enclave_env):
     for t in threads:
         t.join()
     assert errors == [] and sorted(done) == [u.username for u in users]
+
+
+def test_raised_kdf_cost_upgrades_the_hash_at_next_login(enclave_env):
+    ann = enrolled_user(enclave_env.settings, "ann")
+    with db.transaction(enclave_env.db_url) as s:
+        before = s.query(Account).filter_by(username="ann").one().password_hash
+    assert "t=2" in before and "m=19456" in before
+    enclave_env.settings.auth.argon2_time_cost = 3
+    _login(enclave_env, ann)
+    with db.transaction(enclave_env.db_url) as s:
+        after = s.query(Account).filter_by(username="ann").one().password_hash
+        assert s.query(AuditEvent).filter_by(action="user.password_rehash").count() == 1
+    assert "t=3" in after
+    assert passwords.verify_password(enclave_env.settings, after, ann.password)
+
+
+def test_kdf_below_owasp_is_refused_at_start_up(tmp_path):
+    from hub.settings import SettingsError, load
+
+    cfg = tmp_path / "enclave.toml"
+    cfg.write_text("[auth]\nargon2_memory_kib = 4096\n")
+    with pytest.raises(SettingsError, match="argon2_memory_kib below OWASP"):
+        load(cfg)
+
+
+def test_no_stored_hash_never_verifies(enclave_env):
+    assert passwords.verify_password(enclave_env.settings, None, "no account has this password") is False
+    assert passwords.verify_password(enclave_env.settings, "not-a-hash", "x") is False

@@ -21,6 +21,7 @@ import time
 import tomllib
 from pathlib import Path
 
+import psutil
 import requests
 
 from tests.support.postgres import free_port
@@ -133,7 +134,9 @@ class RunningHub:
         last = "no answer"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the hub exited with status {self.proc.returncode} before answering:\n{self.logs()}")
+                code = self.proc.returncode
+                self.stop()  # its proxy may still run
+                raise RuntimeError(f"the hub exited with status {code} before answering:\n{self.logs()}")
             try:
                 r = requests.get(self.url + "/hub/login", timeout=2)
                 if r.status_code == 200:
@@ -145,10 +148,28 @@ class RunningHub:
         self.stop()
         raise RuntimeError(f"the hub did not answer /hub/login within {self.timeout:.0f} s ({last}):\n{self.logs()}")
 
+    def _descendants(self) -> list[psutil.Process]:
+        """The hub's children (proxy, services). JupyterHub starts the proxy in its own session, so
+        signalling the hub's process group alone would leave it running if the hub dies uncleanly."""
+        found = []
+        try:
+            found = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+        pid_file = self.state_dir / "jupyterhub-proxy.pid"
+        try:
+            proxy = psutil.Process(int(pid_file.read_text().strip()))
+            if "configurable-http-proxy" in " ".join(proxy.cmdline()) and proxy not in found:
+                found.append(proxy)
+        except (FileNotFoundError, ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+        return found
+
     def stop(self) -> None:
-        """Terminate the process group (hub + proxy), then kill what is left."""
+        """Terminate the process group (hub + services) and the proxy, then kill what is left."""
         if self.proc is None:
             return
+        children = self._descendants()
         pgid = self.proc.pid
         try:
             os.killpg(pgid, signal.SIGTERM)
@@ -173,6 +194,17 @@ class RunningHub:
                 pass
         if self.proc.poll() is None:
             self.proc.wait(timeout=5)
+        for child in children:  # normally already gone: the hub stops its proxy on SIGTERM
+            try:
+                child.terminate()
+            except psutil.NoSuchProcess:
+                continue
+        _gone, alive = psutil.wait_procs(children, timeout=5)
+        for child in alive:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
         self.proc = None
 
     def restart(self) -> None:

@@ -150,7 +150,8 @@ def test_second_factor_failure_survives_the_callers_rollback(enclave_env):
         login.second_factor(s, enclave_env.settings, account, totp_code(ann.totp_secret), "sso")
 
 
-def test_twenty_concurrent_logins_on_sqlite(enclave_env):
+@pytest.mark.parametrize("db_url", BOTH, indirect=True)
+def test_twenty_concurrent_logins(enclave_env):
     users = [enrolled_user(enclave_env.settings, f"u{i:02d}") for i in range(20)]
     errors, done = [], []
 
@@ -194,3 +195,28 @@ def test_kdf_below_owasp_is_refused_at_start_up(tmp_path):
 def test_no_stored_hash_never_verifies(enclave_env):
     assert passwords.verify_password(enclave_env.settings, None, "no account has this password") is False
     assert passwords.verify_password(enclave_env.settings, "not-a-hash", "x") is False
+
+
+@pytest.mark.parametrize("db_url", BOTH, indirect=True)
+def test_concurrent_failures_from_a_new_address_are_all_counted(enclave_env):
+    """First failures from one address arrive together: each is refused and counted, none crashes."""
+    results: list[str] = []
+
+    def guess(i):
+        try:
+            login.password_login(enclave_env.settings, f"guess{i}", "wrong password", "123456", "198.51.100.9")
+        except login.LoginRefused as exc:
+            results.append(exc.reason)
+        except Exception as exc:  # noqa: BLE001 - collected for the assert
+            results.append(repr(exc))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["unknown_user"] * 10
+    from hub.models import LoginThrottle
+
+    with db.transaction(enclave_env.db_url) as s:
+        assert s.get(LoginThrottle, "198.51.100.9").failures == 10

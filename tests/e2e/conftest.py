@@ -38,6 +38,6 @@ def chromium():
 def journey_artifacts() -> Path:
     out = ARTIFACTS / "journey"
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.png"):
+    for old in [*out.glob("*.png"), *out.glob("*.txt")]:
         old.unlink()
     return out

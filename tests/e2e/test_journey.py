@@ -116,8 +116,11 @@ class Journey:
 
     @contextlib.contextmanager
     def step(self, number: int, what: str, page=None):
+        started = time.monotonic()
         try:
             yield
+            with (self.out / "timings.txt").open("a") as fh:
+                fh.write(f"step {number}: {time.monotonic() - started:6.1f} s  {what}\n")
         except Exception as exc:  # noqa: BLE001 - every failure gets the step's name
             if page is not None:
                 with contextlib.suppress(Exception):
@@ -233,22 +236,26 @@ def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromi
         from tests.support.spawn import SpawnSite
     except ImportError as exc:
         pytest.fail(f"tests/support/spawn.py (spawner test harness) cannot be imported: {exc}")
-    try:
-        site = SpawnSite(enclave_env, docker_client)  # builds the notebook image if missing or stale
-    except ImportError as exc:
-        pytest.fail(f"the notebook image builder is missing (hub/images.py ensure_notebook_image): {exc}")
+    with journey.step(0, "the notebook image is built or up to date (hub.images.ensure_notebook_image)"):
+        try:
+            site = SpawnSite(enclave_env, docker_client)  # builds the notebook image if missing or stale
+        except ImportError as exc:
+            raise AssertionError(f"the notebook image builder is missing (hub/images.py): {exc}") from exc
 
-    code, out, err = cli("demo")
-    assert code == 0, f"`enclave demo` failed ({code}): {out}\n{err}"
-    links = _demo_links(out)
-    assert {"alice", "carol", "dave"} <= set(links), f"`enclave demo` did not print the enrolment links: {out}"
+    with journey.step(0, "`enclave demo` creates the project, data and people with enrolment links"):
+        code, out, err = cli("demo")
+        assert code == 0, f"`enclave demo` failed ({code}): {out}\n{err}"
+        links = _demo_links(out)
+        assert {"alice", "carol", "dave"} <= set(links), f"`enclave demo` did not print the enrolment links: {out}"
+        assert (enclave_env.state_dir / "data" / PROJECT / "hospital_stays.parquet").is_file()
 
     hub = site.hub()
     contexts = []
     failed = True
     try:
-        hub.start()
-        _wait_for_egress(hub)
+        with journey.step(0, "the hub, its proxy and the egress service answer"):
+            hub.start()
+            _wait_for_egress(hub)
 
         def new_page():
             ctx = chromium.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)

@@ -154,6 +154,37 @@ def test_data_stack_imports_and_matches_the_hub(notebook):
     assert code == 0 and "--" in out
 
 
+def test_jupyterhub_singleuser_loads_the_same_policy(docker_client, notebook_image):
+    """The entry point the spawner runs reads /etc/jupyter too, with the limits from its environment."""
+    hub_env = {
+        "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/ann/",
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/ann/",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",  # no hub: its own loopback, refused
+        "JUPYTERHUB_API_TOKEN": secrets.token_hex(16),
+        "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-ann",
+        "JUPYTERHUB_USER": "ann",
+        "ENCLAVE_MAX_READ_BYTES": str(3 * MIB),
+        "ENCLAVE_MAX_WRITE_BYTES": str(MIB // 2),
+    }
+    container = docker_client.containers.run(
+        notebook_image, name=f"enclave-nbtest-su-{uuid.uuid4().hex[:10]}", detach=True,
+        network_mode="none", read_only=True, tmpfs={"/tmp": "rw,size=64m"}, cap_drop=["ALL"],
+        security_opt=["no-new-privileges"], environment=hub_env,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        logs = ""
+        while time.monotonic() < deadline and not ("policy: /files/" in logs and "policy: contents" in logs):
+            time.sleep(2)
+            logs = container.logs().decode(errors="replace")
+        assert "jupyterhub | extension was successfully linked" in logs, logs[-3000:]
+        assert "enclave policy: contents API reads up to 3 MiB, writes up to 512 KiB per file" in logs, logs[-3000:]
+        assert "enclave policy: /files/, /view/ and nbconvert refused; releases at /services/egress/" in logs
+    finally:
+        container.remove(force=True)
+
+
 def test_kernelspecs_offer_python_and_r(notebook):
     specs = notebook.get("/api/kernelspecs").json()["kernelspecs"]
     assert {"python3", "ir"} <= set(specs)
@@ -179,11 +210,11 @@ async def _execute(notebook: Notebook, kernel: str, code: str) -> str:
         "content": {"code": code, "silent": False, "store_history": False,
                     "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
     }))
-    output = []
-    deadline = time.monotonic() + 120
+    output, idle = [], False
+    deadline = time.monotonic() + 240  # a kernel starts slowly on a busy 2-core machine
     try:
         while time.monotonic() < deadline:
-            raw = await asyncio.wait_for(conn.read_message(), timeout=120)
+            raw = await asyncio.wait_for(conn.read_message(), timeout=deadline - time.monotonic())
             assert raw is not None, "kernel websocket closed"
             msg = json.loads(raw)
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
@@ -196,10 +227,12 @@ async def _execute(notebook: Notebook, kernel: str, code: str) -> str:
             elif kind == "error":
                 output.append("ERROR " + content["ename"] + ": " + content["evalue"])
             elif kind == "status" and content["execution_state"] == "idle":
+                idle = True
                 break
     finally:
         conn.close()
         notebook.http.delete(notebook.url + f"/api/kernels/{kernel_id}", timeout=60)
+    assert idle, f"{kernel} kernel did not finish the cell in time; output so far: {''.join(output)!r}"
     return "".join(output)
 
 

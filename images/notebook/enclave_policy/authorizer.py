@@ -31,6 +31,10 @@ def refusal_message() -> str:
 class NoDownloadAuthorizer(AllowAllAuthorizer):
     """AllowAllAuthorizer minus the download handlers."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.log.info("enclave policy: /files/, /view/ and nbconvert refused; releases at %s", release_url())
+
     def is_authorized(self, handler, user, action, resource) -> bool:
         if isinstance(handler, DOWNLOAD_HANDLERS) or resource in REFUSED_RESOURCES:
             handler.log.warning("enclave policy: refused %s %s", handler.request.method, handler.request.path)

@@ -46,6 +46,13 @@ class SizeLimitedContentsManager(AsyncLargeFileManager):
         help="Largest single file the contents API writes, uploads included (bytes).",
     )
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.log.info(
+            "enclave policy: contents API reads up to %s, writes up to %s per file",
+            human(self.max_read_bytes), human(self.max_write_bytes),
+        )
+
     async def get(self, path, content=True, type=None, format=None, **kwargs):
         if content:
             os_path = self._get_os_path(path.strip("/"))

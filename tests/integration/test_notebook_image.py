@@ -335,3 +335,25 @@ def test_file_browser_hides_uploads_and_lab_links_to_release_page(notebook):
     default_menus = menus["schema"]["properties"]["menus"]["default"]
     release = [m for m in default_menus if m.get("id") == "jp-mainmenu-enclave-release"]
     assert release and release[0]["items"][0]["args"]["url"] == "/services/egress/"
+
+
+# --- the operator's commands ----------------------------------------------------------------------
+
+
+def test_image_status_shows_the_current_image(cli, notebook_image, docker_client):
+    code, out, err = cli("image", "status")
+    assert code == 0, err
+    assert f"{notebook_image}: {docker_client.images.get(notebook_image).id}" in out
+    assert "current" in out and "wheelhouse:" in out
+
+
+def test_build_with_a_missing_base_image_is_refused_without_pulling(cli, enclave_env, docker_client):
+    missing = f"enclave-test-no-such-base:{uuid.uuid4().hex[:8]}"
+    enclave_env.config.write_text(enclave_env.config.read_text() + f'\n[images]\nbase_image = "{missing}"\nnotebook = "enclave-test-never-built:x"\n')
+    code, out, err = cli("image", "build", "--quiet")
+    assert code == 2
+    assert f"base image {missing} is not on this host" in err
+    import docker
+
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get("enclave-test-never-built:x")

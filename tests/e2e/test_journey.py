@@ -37,6 +37,7 @@ import pyotp
 import pytest
 import requests
 
+from hub.enrolment import qr_svg
 from hub.paths import workspace
 
 pytestmark = pytest.mark.e2e
@@ -130,13 +131,18 @@ class Journey:
 
 # -- what a person does in the browser ------------------------------------------------------------------
 
-def enrol_in_browser(page, url: str, username: str, password: str, journey: Journey, who: str) -> AuthenticatorApp:
+def enrol_in_browser(page, url: str, username: str, password: str, journey: Journey, who: str,
+                     issuer: str) -> AuthenticatorApp:
     """Open the one-time link, read the key the page shows, set the password, prove a code."""
     page.goto(url)
     assert page.locator("#enrol-username").inner_text().strip() == username, page.locator("body").inner_text()[:1500]
     assert page.locator("#totp-qr svg").count() == 1, "the enrolment page shows no QR code"
     secret = page.locator("#totp-secret").inner_text().strip().replace(" ", "")
     assert re.fullmatch(r"[A-Z2-7]{16,}=*", secret), f"the key on the page is not a base32 TOTP seed: {secret!r}"
+    # the QR code a phone would scan carries that same key (same modules as the otpauth:// URI's QR)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=issuer)
+    expected = re.search(r'<path[^>]* d="([^"]+)"', qr_svg(uri)).group(1)
+    assert page.locator("#totp-qr svg path").first.get_attribute("d") == expected, "the QR code does not encode the key shown"
     page.fill("#password_input", password)
     page.fill("#password_confirm_input", password)
     app = AuthenticatorApp(secret)
@@ -264,12 +270,14 @@ def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromi
             return ctx, ctx.new_page()
 
         alice_ctx, alice = new_page()
+        issuer = enclave_env.settings.auth.totp_issuer
         ws = workspace(enclave_env.state_dir, PROJECT, "alice")
 
         # 1. enrolment and first login -----------------------------------------------------------------
         with journey.step(1, "alice enrols and logs in with password + TOTP", alice):
             alice_pw = "alice-journey-" + os.urandom(4).hex()
-            alice_app = enrol_in_browser(alice, hub.url + links["alice"], "alice", alice_pw, journey, "researcher")
+            alice_app = enrol_in_browser(alice, hub.url + links["alice"], "alice", alice_pw, journey, "researcher",
+                                         issuer)
             login_in_browser(alice, hub.url, "alice", alice_pw, alice_app)
             assert urlparse(alice.url).path == "/hub/home", alice.url
 
@@ -363,7 +371,7 @@ def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromi
             ctx, page = new_page()
             with journey.step(6, f"{name} enrols", page):
                 pw = f"{name}-journey-" + os.urandom(4).hex()
-                stewards[name] = (page, pw, enrol_in_browser(page, hub.url + links[name], name, pw, journey, name))
+                stewards[name] = (page, pw, enrol_in_browser(page, hub.url + links[name], name, pw, journey, name, issuer))
         for name, (page, pw, app) in stewards.items():
             with journey.step(6, f"{name} logs in with password + TOTP, rejects the extract and approves the table", page):
                 login_in_browser(page, hub.url, name, pw, app)

@@ -10,7 +10,9 @@ hardened containers, with the egress review service behind it. Then, only throug
 3. she creates a notebook and runs a cell in the container's kernel that reads /data with pandas and
    writes an aggregate table and a record-level extract to her workspace;
 4. she tries to download the extract from JupyterLab and cannot (no menu item, 403 on /files/);
-5. she asks for release of both files on the egress pages, describing each;
+5. she asks for release of both files on the egress pages, describing each (one request per file: the
+   workflow releases a request only when every file in it is approved, so an extract rejected in the
+   same request would hold the table back);
 6. stewards carol and dave enrol and log in with their own TOTP, see the extract fail the automated
    checks and reject it, and approve the table;
 7. alice downloads the released table: the bytes are exactly those in her workspace at submission;

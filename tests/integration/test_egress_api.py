@@ -262,9 +262,12 @@ def test_unsafe_files_are_refused(world, setup, path, status, message):
     (outside / "secret.csv").write_bytes(b"id,dob\n1,1970-01-01\n")
     bad = world.ws / "bad"
     bad.mkdir(exist_ok=True)
+    # Only paths this test plants are touched: `world.ws / "/etc/passwd"` would be the host's file.
     target = world.ws / path
-    if target.is_symlink() or target.exists():
-        target.unlink()
+    if setup is not None:
+        assert world.ws in target.parents, target
+        if target.is_symlink() or target.exists():
+            target.unlink()
     if setup == "symlink":
         os.symlink(outside / "secret.csv", target)
     elif setup == "symlink-dir":

@@ -23,6 +23,8 @@ system-test:
 
 up: system venv
 	$(BIN)/enclave init
+	$(BIN)/enclave image build --quiet
+	$(BIN)/enclave demo --if-empty
 	$(BIN)/enclave up
 
 test: system-test venv

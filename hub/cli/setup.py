@@ -15,7 +15,9 @@ def register(sub) -> None:
     sub.add_parser("up", help="start JupyterHub and its proxy in the foreground").set_defaults(func=_up)
     p = sub.add_parser("settings", help="show settings")
     s = p.add_subparsers(dest="settings_cmd", required=True)
-    s.add_parser("docs", help="print the Markdown table of every settings key").set_defaults(func=_docs)
+    d = s.add_parser("docs", help="print the Markdown table of every settings key")
+    d.add_argument("--readme", metavar="FILE", help="instead, rewrite the table inside FILE (README.md)")
+    d.set_defaults(func=_docs)
     s.add_parser("show", help="print the effective settings").set_defaults(func=_show)
 
 
@@ -45,7 +47,12 @@ def _up(args) -> int:
 
 
 def _docs(args) -> int:
-    print(settings_mod.docs_markdown())
+    if args.readme:
+        path = Path(args.readme)
+        path.write_text(settings_mod.with_docs_table(path.read_text()))
+        print(f"updated the settings table in {path}")
+    else:
+        print(settings_mod.docs_markdown())
     return 0
 
 

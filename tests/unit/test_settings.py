@@ -64,3 +64,10 @@ def test_docs_cover_every_key():
     for name, cls in settings.SECTIONS.items():
         for key in cls.class_traits(config=True):
             assert f"| [{name}] | `{key}` |" in table
+
+
+def test_readme_documents_every_key_as_declared():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert readme == settings.with_docs_table(readme), "run `enclave settings docs --readme README.md`"

@@ -26,7 +26,7 @@ import docker
 from hub import db, settings as settings_mod
 from tests.support.spawn import SpawnSite
 
-ROUNDS_ONE = int(os.environ.get("BENCH_SPAWN_ROUNDS", "3"))
+ROUNDS_ONE = int(os.environ.get("BENCH_SPAWN_ROUNDS", "4"))
 CROWD = int(os.environ.get("BENCH_SPAWN_CROWD", "10"))
 
 
@@ -116,13 +116,14 @@ def run() -> list[dict]:
             solo = [site.user(f"s{i}x") for i in range(ROUNDS_ONE)]
             users = [site.user(f"u{i}x") for i in range(CROWD)]
             slug = site.project("bench", members=solo + users)
-            floor_one = _floor(site.image, client, site.token, ROUNDS_ONE, parallel=False)
-            floor_crowd = _floor(site.image, client, site.token, CROWD, parallel=True)
             with site.hub() as hub:
-                one = []
+                # floor and enclave alternate, so both see the same load on this shared machine
+                floor_one, one = [], []
                 for i in range(ROUNDS_ONE):
+                    floor_one += _floor(site.image, client, site.token, 1, parallel=False)
                     one.append(_login_to_ready(site, hub, solo[i], slug))
                     _wait_gone(client, site)
+                floor_crowd = _floor(site.image, client, site.token, CROWD, parallel=True)
                 crowd: list[float] = []
                 threads = [threading.Thread(target=lambda u=u: crowd.append(_login_to_ready(site, hub, u, slug, stop=False)))
                            for u in users]

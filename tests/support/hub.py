@@ -115,6 +115,11 @@ class RunningHub:
         for section, values in self.ports.items():
             changes.setdefault(section, {}).update(values)
         changes["hub"]["bind"] = "127.0.0.1"
+        spawner = changes.setdefault("spawner", {})
+        if "firewall" not in spawner and "firewall_chain" not in spawner:
+            # Hubs that spawn nothing must not install (and leave behind) the host's default ENCLAVE
+            # chains; spawning tests use SpawnSite, which gives each hub chains of its own.
+            spawner["firewall"] = False
         update_settings_file(self.config, changes)
         env = dict(os.environ)
         env["ENCLAVE_CONFIG"] = str(self.config)

@@ -122,27 +122,41 @@ def _context_files() -> list[tuple[Path, str]]:
     return files
 
 
-def image_constraints(wheelhouse: Path) -> bytes:
-    """constraints.txt cut down to the packages the wheelhouse holds. The install is offline, so a pin
-    of a package that is not in the wheelhouse cannot change the image; leaving those out means a
-    new hub-side dependency does not rebuild the image."""
-    present = {_canonical(w.name.split("-")[0]) for w in wheelhouse.glob("*.whl")} if wheelhouse.is_dir() else set()
+def _named_in_requirements() -> set[str]:
+    return {
+        _canonical(re.split(r"[=<>!~\[; ]", line.strip(), maxsplit=1)[0])
+        for line in (NOTEBOOK_DIR / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    }
+
+
+def unnamed_wheels(wheelhouse: Path) -> set[str]:
+    """Packages in the wheelhouse that requirements.txt does not name (stale, or a new dependency
+    whose constraints.txt pin image_constraints() would leave out)."""
+    return {_canonical(w.name.split("-")[0]) for w in wheelhouse.glob("*.whl")} - _named_in_requirements()
+
+
+def image_constraints() -> bytes:
+    """constraints.txt cut down to the packages requirements.txt names (it names every package of the
+    image: exact pins for image-only ones, bare names for those constraints.txt pins). A new hub-only
+    dependency therefore neither rebuilds the image nor needs the wheelhouse to tell."""
+    named = _named_in_requirements()
     keep = [
         line
         for line in CONSTRAINTS.read_text().splitlines()
-        if "==" in line and not line.startswith("#") and _canonical(line.split("==")[0].strip()) in present
+        if "==" in line and not line.startswith("#") and _canonical(line.split("==")[0].strip()) in named
     ]
-    return ("# constraints.txt, only the packages in the wheelhouse (hub/images.py)\n" + "\n".join(keep) + "\n").encode()
+    return ("# constraints.txt, only the packages of requirements.txt (hub/images.py)\n" + "\n".join(keep) + "\n").encode()
 
 
-def inputs_digest(base_id: str, wheelhouse: Path) -> str:
+def inputs_digest(base_id: str) -> str:
     """sha256 over the base image ID, every file of images/notebook and the image's constraints; the
     wheels themselves are pinned exactly by requirements.txt and the constraints."""
     h = hashlib.sha256(f"base {base_id}\n".encode())
     for path, name in _context_files():
         h.update(f"{name}\n".encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
-    h.update(b"constraints.txt\n" + hashlib.sha256(image_constraints(wheelhouse)).digest())
+    h.update(b"constraints.txt\n" + hashlib.sha256(image_constraints()).digest())
     return "sha256:" + h.hexdigest()
 
 
@@ -175,6 +189,7 @@ def prepare_wheelhouse(wheelhouse: Path, log: Log = _quiet) -> Path:
     )
     if offline.returncode == 0:
         log(f"wheelhouse {wheelhouse} is complete")
+        _warn_unnamed(wheelhouse, log)
         return wheelhouse
     log(f"fetching wheels into {wheelhouse} (pip download)")
     online = subprocess.run(args, capture_output=True, text=True)
@@ -185,7 +200,15 @@ def prepare_wheelhouse(wheelhouse: Path, log: Log = _quiet) -> Path:
             "package index, copy a complete wheelhouse there (from a host that built the image).",
             detail=tail,
         )
+    _warn_unnamed(wheelhouse, log)
     return wheelhouse
+
+
+def _warn_unnamed(wheelhouse: Path, log: Log) -> None:
+    extra = unnamed_wheels(wheelhouse)
+    if extra:
+        log(f"warning: wheels not named in images/notebook/requirements.txt: {', '.join(sorted(extra))} "
+            "(stale ones can be deleted; a new dependency must be added there)")
 
 
 # --- images ---------------------------------------------------------------------------------------
@@ -229,7 +252,7 @@ def _context_tar(wheelhouse: Path) -> "typing.IO[bytes]":
     with tarfile.open(fileobj=fh, mode="w") as tar:
         for path, name in _context_files():
             tar.add(path, arcname=name, recursive=False)
-        constraints = image_constraints(wheelhouse)
+        constraints = image_constraints()
         info = tarfile.TarInfo("constraints.txt")
         info.size, info.mode, info.mtime = len(constraints), 0o644, 0
         tar.addfile(info, io.BytesIO(constraints))
@@ -265,7 +288,7 @@ def build_notebook_image(settings, *, no_cache: bool = False, log: Log = _quiet,
 def _build(settings, client, name: str, no_cache: bool, log: Log) -> ImageRecord:
     base_id = ensure_base_image(settings, client, log)
     wheelhouse = prepare_wheelhouse(wheelhouse_path(settings), log)
-    digest = inputs_digest(base_id, wheelhouse)
+    digest = inputs_digest(base_id)
     started = time.monotonic()
     log(f"building {name} from {NOTEBOOK_DIR} on {base_image_name(settings)}")
     tail: list[str] = []
@@ -334,7 +357,7 @@ def is_current(settings, client) -> bool:
     if image is None or base is None:
         return False
     labels = image.attrs.get("Config", {}).get("Labels") or {}
-    return labels.get(INPUTS_LABEL) == inputs_digest(base.id, wheelhouse_path(settings))
+    return labels.get(INPUTS_LABEL) == inputs_digest(base.id)
 
 
 def ensure_notebook_image(settings, *, log: Log = _quiet, client=None) -> str:

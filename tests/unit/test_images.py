@@ -59,30 +59,35 @@ def test_inputs_digest_follows_base_and_files(tmp_path, monkeypatch):
     copy = tmp_path / "notebook"
     shutil.copytree(REPO / "images/notebook", copy, ignore=shutil.ignore_patterns("wheelhouse"))
     monkeypatch.setattr(images, "NOTEBOOK_DIR", copy)
-    wheelhouse = tmp_path / "wh"
-    wheelhouse.mkdir()
-    first = images.inputs_digest("sha256:base1", wheelhouse)
-    assert images.inputs_digest("sha256:base1", wheelhouse) == first
-    assert images.inputs_digest("sha256:base2", wheelhouse) != first
+    first = images.inputs_digest("sha256:base1")
+    assert images.inputs_digest("sha256:base1") == first
+    assert images.inputs_digest("sha256:base2") != first
     (copy / "overrides.json").write_text("{}")
-    assert images.inputs_digest("sha256:base1", wheelhouse) != first
+    assert images.inputs_digest("sha256:base1") != first
 
 
-def test_image_constraints_keep_only_wheelhouse_packages(tmp_path, monkeypatch):
+def test_image_constraints_keep_only_the_image_packages(tmp_path, monkeypatch):
+    notebook = tmp_path / "notebook"
+    notebook.mkdir()
+    (notebook / "requirements.txt").write_text("# image\nacro==1.0.2\nnumpy\ntyping_extensions\n")
     constraints = tmp_path / "constraints.txt"
-    constraints.write_text("# pins\nnumpy==2.4.6\nfastapi==0.165.0\ntyping_extensions==4.16.0\n")
+    constraints.write_text("# pins\nnumpy==2.4.6\nfastapi==0.165.0\ntyping-extensions==4.16.0\n")
+    monkeypatch.setattr(images, "NOTEBOOK_DIR", notebook)
     monkeypatch.setattr(images, "CONSTRAINTS", constraints)
+    assert images.image_constraints().decode().splitlines()[1:] == ["numpy==2.4.6", "typing-extensions==4.16.0"]
+    before = images.inputs_digest("sha256:b")
+    constraints.write_text(constraints.read_text() + "uvicorn==0.54.0\n")  # a hub-only dependency
+    assert images.inputs_digest("sha256:b") == before
+    constraints.write_text(constraints.read_text().replace("numpy==2.4.6", "numpy==2.4.7"))
+    assert images.inputs_digest("sha256:b") != before
+
+
+def test_wheels_that_requirements_do_not_name_are_reported(tmp_path):
     wheelhouse = tmp_path / "wh"
     wheelhouse.mkdir()
     (wheelhouse / "numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
-    (wheelhouse / "typing_extensions-4.16.0-py3-none-any.whl").write_bytes(b"")
-    kept = images.image_constraints(wheelhouse).decode().splitlines()
-    assert kept[1:] == ["numpy==2.4.6", "typing_extensions==4.16.0"]
-    before = images.inputs_digest("sha256:b", wheelhouse)
-    constraints.write_text(constraints.read_text() + "uvicorn==0.54.0\n")  # a hub-only dependency
-    assert images.inputs_digest("sha256:b", wheelhouse) == before
-    constraints.write_text(constraints.read_text().replace("numpy==2.4.6", "numpy==2.4.7"))
-    assert images.inputs_digest("sha256:b", wheelhouse) != before
+    (wheelhouse / "Left_Over-1.0-py3-none-any.whl").write_bytes(b"")
+    assert images.unnamed_wheels(wheelhouse) == {"left-over"}
 
 
 def test_pip_download_targets_the_image_python_whatever_the_host():

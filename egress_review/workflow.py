@@ -148,10 +148,12 @@ def request_outcome(file_statuses: Iterable[FileStatus]) -> RequestStatus | None
     current = [s for s in file_statuses if s != FileStatus.superseded]
     if not current or any(s == FileStatus.pending for s in current):
         return None
-    if all(s == FileStatus.approved for s in current):
-        return S.released
     if any(s == FileStatus.changes_requested for s in current):
         return S.changes_requested  # the researcher can still fix things; rejected files stay rejected
+    if any(s == FileStatus.approved for s in current):
+        # Partial release: the approved files leave, the rejected ones never do (downloads check
+        # each file's own status), so one disclosive file does not hold back a safe table.
+        return S.released
     return S.rejected
 
 

@@ -287,3 +287,18 @@ def test_cli_lists_requests_and_verifies_the_store(egress, cli):
     code, _, err = cli("egress", "verify-store")
     assert code == 1 and f"altered: {sha}" in err
     assert _events(egress.url)[-2:] == ["egress.store_verified", "egress.store_verified"]
+
+
+def test_partial_release_lets_only_the_approved_file_out(egress):
+    egress.write("table.csv", SAFE_CSV)
+    egress.write("notes.csv", "region,count\nwest,130\n")
+    rid = egress.submit(paths=("table.csv", "notes.csv"))
+    files = {path: fid for fid, path, *_ in egress.files(rid)}
+    for steward in ("sam", "sue"):
+        egress.decide(steward, files["table.csv"])
+        egress.decide(steward, files["notes.csv"], Decision.reject, comment="not needed for the paper")
+    assert egress.status(rid) == "released"
+    _, data, *_ = downloads.fetch(egress.url, egress.state_dir, "ann", files["table.csv"])
+    assert data.read() == SAFE_CSV.encode()
+    with pytest.raises(PermissionDenied):
+        downloads.fetch(egress.url, egress.state_dir, "ann", files["notes.csv"])

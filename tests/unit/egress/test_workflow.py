@@ -64,8 +64,10 @@ def test_file_outcome(decisions, required, expected):
     ([F.approved, F.approved, F.superseded], S.released),
     ([F.approved, F.changes_requested], S.changes_requested),
     ([F.rejected, F.changes_requested], S.changes_requested),
-    ([F.rejected, F.approved], S.rejected),
+    ([F.rejected, F.approved], S.released),
+    ([F.rejected, F.rejected], S.rejected),
     ([F.superseded], None),
-], ids=["one-pending", "all-approved", "changes", "changes-and-rejected", "rejected", "only-superseded"])
+], ids=["one-pending", "all-approved", "changes", "changes-and-rejected", "partial-release", "all-rejected",
+        "only-superseded"])
 def test_request_outcome(files, expected):
     assert workflow.request_outcome(files) == expected

@@ -19,6 +19,10 @@ def register(sub) -> None:
     b.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     b.add_argument("--quiet", "-q", action="store_true", help="print only the result")
     b.set_defaults(func=_build)
+    e = s.add_parser(
+        "ensure", help="build the image only if it is missing or its inputs changed (what `make up` runs)"
+    )
+    e.set_defaults(func=_ensure)
     st = s.add_parser("status", help="show the image, its ID, whether it matches today's inputs")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=_status)
@@ -29,6 +33,12 @@ def _build(args) -> int:
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     record = images.build_notebook_image(s, no_cache=args.no_cache, log=log)
     print(f"{record.image} {record.id} ({record.size_bytes / 1e6:.0f} MB, {record.build_seconds:.0f} s)")
+    return 0
+
+
+def _ensure(args) -> int:
+    s = load(args, migrate=False)
+    print(images.ensure_notebook_image(s, log=lambda line: print(line, flush=True)))
     return 0
 
 

@@ -347,6 +347,14 @@ def test_image_status_shows_the_current_image(cli, notebook_image, docker_client
     assert "current" in out and "wheelhouse:" in out
 
 
+def test_image_ensure_does_nothing_when_current(cli, notebook_image, docker_client):
+    before = docker_client.images.get(notebook_image).id
+    code, out, err = cli("image", "ensure")
+    assert (code, out.strip()) == (0, notebook_image), err
+    assert docker_client.images.get(notebook_image).id == before
+    assert "building" not in out
+
+
 def test_build_with_a_missing_base_image_is_refused_without_pulling(cli, enclave_env, docker_client):
     missing = f"enclave-test-no-such-base:{uuid.uuid4().hex[:8]}"
     enclave_env.config.write_text(enclave_env.config.read_text() + f'\n[images]\nbase_image = "{missing}"\nnotebook = "enclave-test-never-built:x"\n')

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
-pytestmark = pytest.mark.integration
+# The first test may build the image from nothing (6-10 minutes on 2 cores): above the default timeout.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]

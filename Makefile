@@ -27,7 +27,9 @@ up: system venv
 	$(BIN)/enclave demo --if-empty
 	$(BIN)/enclave up
 
+# The notebook image is built (or found current) once before the tests that start containers.
 test: system-test venv
+	$(BIN)/enclave image build --quiet
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: system-test venv

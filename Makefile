@@ -23,13 +23,13 @@ system-test:
 
 up: system venv
 	$(BIN)/enclave init
-	$(BIN)/enclave image build --quiet
+	$(BIN)/enclave image ensure
 	$(BIN)/enclave demo --if-empty
 	$(BIN)/enclave up
 
 # The notebook image is built (or found current) once before the tests that start containers.
 test: system-test venv
-	$(BIN)/enclave image build --quiet
+	$(BIN)/enclave image ensure
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: system-test venv

@@ -27,7 +27,9 @@ def fail(msg: str) -> None:
 
 
 def login_page(base: str) -> dict:
-    r = requests.get(f"{base}/hub/login", verify=False, timeout=30)
+    http = requests.Session()
+    http.trust_env = False
+    r = http.get(f"{base}/hub/login", verify=False, timeout=30)
     if r.status_code != 200:
         fail(f"GET /hub/login answered {r.status_code}")
     for field in ('name="password"', 'name="otp"'):
@@ -39,6 +41,7 @@ def login_page(base: str) -> dict:
 def spawn(base: str, username: str, password: str, secret: str, project: str) -> dict:
     http = requests.Session()
     http.verify = False
+    http.trust_env = False  # no proxy, no CA bundle from the environment: only the target container
     r = http.get(f"{base}/hub/login", timeout=30)
     xsrf = http.cookies.get("_xsrf", "")
     form = {"username": username, "password": password, "otp": pyotp.TOTP(secret).now(), "_xsrf": xsrf}

@@ -249,6 +249,7 @@ def ensure_base_image(settings, client, log: Log = _quiet) -> str:
 def _context_tar(wheelhouse: Path) -> "typing.IO[bytes]":
     """The build context as one tar: images/notebook, the image's constraints and the wheelhouse."""
     fh = tempfile.TemporaryFile()
+    wheelhouse = wheelhouse.resolve()  # a symlinked wheelhouse must go in as its folder, not the link
     with tarfile.open(fileobj=fh, mode="w") as tar:
         for path, name in _context_files():
             tar.add(path, arcname=name, recursive=False)

@@ -17,21 +17,10 @@ import urllib.request
 import pytest
 
 from tests.support.postgres import free_port
-from tests.support.spawn import SpawnSite
 
 pytestmark = pytest.mark.integration
 
 BLOCKED = {"unreachable", "timeout"}  # rejected by our rules, or dropped by Docker's
-
-
-@pytest.fixture
-def site(enclave_env, docker_client):
-    site = SpawnSite(enclave_env, docker_client)
-    try:
-        yield site
-    finally:
-        site.dump()
-        site.cleanup()
 
 
 @pytest.fixture

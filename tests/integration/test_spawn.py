@@ -12,19 +12,8 @@ import pytest
 from hub import audit, db
 from hub.models import AuditEvent
 from hub.paths import workspace
-from tests.support.spawn import SpawnSite
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def site(enclave_env, docker_client):
-    site = SpawnSite(enclave_env, docker_client)
-    try:
-        yield site
-    finally:
-        site.dump()
-        site.cleanup()
 
 
 def _mount(attrs, destination):

@@ -15,19 +15,8 @@ import pytest
 
 from hub import db
 from hub.models import AuditEvent, ProjectStatus
-from tests.support.spawn import SpawnSite
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def site(enclave_env, docker_client):
-    site = SpawnSite(enclave_env, docker_client)
-    try:
-        yield site
-    finally:
-        site.dump()
-        site.cleanup()
 
 
 def _text(r) -> str:

@@ -5,11 +5,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(docker.io iptables debootstrap nodejs npm ca-certificates)
-[ "${1:-}" = test ] && pkgs+=(postgresql chromium)
+# Debian package -> a file it provides; a package is installed only when that file is missing, so a
+# host that already has the tool from elsewhere (e.g. Node.js with its own npm) is left as it is.
+declare -A need=(
+  [docker.io]=/usr/sbin/dockerd [iptables]=/usr/sbin/iptables [debootstrap]=/usr/sbin/debootstrap
+  [nodejs]=node [npm]=npm [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
+)
+if [ "${1:-}" = test ]; then
+  need[postgresql]=/usr/lib/postgresql/*/bin/initdb
+  need[chromium]=/usr/bin/chromium
+fi
 missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+for p in "${!need[@]}"; do
+  f=${need[$p]}
+  case "$f" in
+    /*) compgen -G "$f" >/dev/null || missing+=("$p") ;;
+    *) command -v "$f" >/dev/null || missing+=("$p") ;;
+  esac
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"

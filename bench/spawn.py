@@ -12,39 +12,27 @@ Real hub (`enclave up`), real Docker, a throwaway state folder; everything creat
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import tempfile
 import threading
 import time
-import types
 import urllib.request
 from pathlib import Path
 
 import docker
 
-from hub import db, settings as settings_mod
+from bench._stats import pct
+from tests.support.env import make_env
 from tests.support.spawn import SpawnSite
 
 ROUNDS_ONE = int(os.environ.get("BENCH_SPAWN_ROUNDS", "4"))
 CROWD = int(os.environ.get("BENCH_SPAWN_CROWD", "10"))
 
 
-def _pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
 def _env(tmp: Path):
-    state = tmp / "state"
-    config = tmp / "enclave.toml"
-    config.write_text(f'state_dir = "{state}"\n')
-    os.environ["ENCLAVE_CONFIG"] = str(config)
-    s = settings_mod.load(config)
-    db.migrate(s.database_url)
-    return types.SimpleNamespace(config=config, state_dir=state, db_url=s.database_url, settings=s)
+    env = make_env(tmp)
+    os.environ["ENCLAVE_CONFIG"] = str(env.config)
+    return env
 
 
 # -- the floor: docker run + Jupyter answering --------------------------------------------------
@@ -136,13 +124,13 @@ def run() -> list[dict]:
     for label, ours, floor, target in (("1 user", one, floor_one, 1.3), (f"{CROWD} users", crowd, floor_crowd, 2.0)):
         for q in (50, 95):
             rows.append({"benchmark": "spawn", "metric": f"login to ready, {label}, p{q}",
-                         "value": round(_pct(ours, q), 2), "unit": "s", "target": ""})
+                         "value": round(pct(ours, q), 2), "unit": "s", "target": ""})
             rows.append({"benchmark": "spawn", "metric": f"floor docker run to Jupyter answering, {label}, p{q}",
-                         "value": round(_pct(floor, q), 2), "unit": "s", "target": ""})
+                         "value": round(pct(floor, q), 2), "unit": "s", "target": ""})
         rows.append({"benchmark": "spawn", "metric": f"p50 ratio to floor, {label}",
-                     "value": round(_pct(ours, 50) / _pct(floor, 50), 2), "unit": "x", "target": f"<= {target}"})
+                     "value": round(pct(ours, 50) / pct(floor, 50), 2), "unit": "x", "target": f"<= {target}"})
         rows.append({"benchmark": "spawn", "metric": f"p95 ratio to floor, {label}",
-                     "value": round(_pct(ours, 95) / _pct(floor, 95), 2), "unit": "x", "target": ""})
+                     "value": round(pct(ours, 95) / pct(floor, 95), 2), "unit": "x", "target": ""})
     return rows
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import types
 
 import pytest
 
@@ -44,16 +43,12 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def enclave_env(tmp_path, db_url, monkeypatch):
-    from hub import db, settings
+    from tests.support.env import make_env
 
-    state = tmp_path / "state"
-    config = tmp_path / "enclave.toml"
-    config.write_text(f'state_dir = "{state}"\n\n[database]\nurl = "{db_url}"\n')
-    monkeypatch.setenv("ENCLAVE_CONFIG", str(config))
+    env = make_env(tmp_path, db_url=db_url)
+    monkeypatch.setenv("ENCLAVE_CONFIG", str(env.config))
     monkeypatch.delenv("ENCLAVE_STATE_DIR", raising=False)
-    s = settings.load(config)
-    db.migrate(s.database_url)
-    return types.SimpleNamespace(config=config, state_dir=state, db_url=s.database_url, settings=s)
+    return env
 
 
 @pytest.fixture

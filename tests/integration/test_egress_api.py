@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from hub import audit, db, projects
-from hub import settings as settings_mod
-from tests.support.hub import RunningHub, dump_toml
+from tests.support.env import make_env
+from tests.support.hub import RunningHub
 from tests.support.postgres import free_port
 from tests.support.users import enrolled_user
 
@@ -76,15 +76,11 @@ class ServiceUser:
 
 def build_world(base, extra: dict | None = None):
     """Settings file, database, people, projects and ann's workspace; returns a namespace."""
-    state = base / "state"
-    config = base / "enclave.toml"
-    data = {"state_dir": str(state), "database": {"url": f"sqlite:///{base / 'enclave.sqlite'}"},
-            "egress": {"port": free_port(), "max_file_mib": 1}}
+    settings = {"egress": {"port": free_port(), "max_file_mib": 1}}
     for k, v in (extra or {}).items():
-        data.setdefault(k, {}).update(v)
-    config.write_text(dump_toml(data))
-    s = settings_mod.load(config)
-    db.migrate(s.database_url)
+        settings.setdefault(k, {}).update(v)
+    env = make_env(base, settings=settings)
+    s, state = env.settings, env.state_dir
     people = {name: enrolled_user(s, name, role) for name, role in
               [("ann", "researcher"), ("bob", "researcher"), ("sam", "steward"), ("sue", "steward")]}
     (base / "data").mkdir()
@@ -95,7 +91,6 @@ def build_world(base, extra: dict | None = None):
         projects.add_member(session, "test", "other", "bob")
     ws = state / "workspaces" / "cardio" / "ann"
     ws.mkdir(parents=True)
-    env = types.SimpleNamespace(config=config, state_dir=state, db_url=s.database_url, settings=s)
     return types.SimpleNamespace(env=env, settings=s, people=people, ws=ws, base=base)
 
 

@@ -10,28 +10,22 @@ from __future__ import annotations
 import html
 import json
 import time
-import types
 
 import pytest
 import requests
 
 from hub import accounts, audit, db
-from hub import settings as settings_mod
 from hub.models import AuditEvent
 from tests.conftest import BOTH
 from tests.support.fixtures import running_hub  # noqa: F401
+from tests.support.env import make_env
 from tests.support.hub import RunningHub
 from tests.support.users import enrolled_user, pending_user, totp_code
 
 
 @pytest.fixture(scope="module")
 def shared_env(tmp_path_factory):
-    d = tmp_path_factory.mktemp("shared-hub")
-    config = d / "enclave.toml"
-    config.write_text(f'state_dir = "{d / "state"}"\n\n[database]\nurl = "sqlite:///{d / "enclave.sqlite"}"\n')
-    s = settings_mod.load(config)
-    db.migrate(s.database_url)
-    return types.SimpleNamespace(config=config, state_dir=d / "state", db_url=s.database_url, settings=s)
+    return make_env(tmp_path_factory.mktemp("shared-hub"))
 
 
 @pytest.fixture(scope="module")

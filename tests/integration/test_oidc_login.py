@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-import types
 
 import pytest
 import requests
 from sqlalchemy import select
 
 from hub import accounts, audit, db
-from hub import settings as settings_mod
 from hub.models import AuditEvent
+from tests.support.env import make_env
 from tests.support.hub import RunningHub, xsrf_from
 from tests.support.oidc_provider import OIDCProvider
 from tests.support.users import enrolled_user, pending_user, totp_code
@@ -34,13 +33,7 @@ def idp():
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("oidc-hub")
-    state = base / "state"
-    config = base / "enclave.toml"
-    config.write_text(f'state_dir = "{state}"\n\n[database]\nurl = "sqlite:///{base / "enclave.sqlite"}"\n')
-    s = settings_mod.load(config)
-    db.migrate(s.database_url)
-    return types.SimpleNamespace(config=config, state_dir=state, db_url=s.database_url, settings=s)
+    return make_env(tmp_path_factory.mktemp("oidc-hub"))
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ CONFIGURERS = [
     "hub.spawner",  # per-project notebook containers, hub API address, firewall, idle culler
     "hub.authenticator",  # password + TOTP login, enrolment page
     "egress_review.service",  # output review service at /services/egress/ (HubOAuth)
+    "hub.revocation",  # access-reconciler service: stops servers whose access has ended
     "hub.oidc",  # [oidc] enabled: institutional SSO + enclave TOTP step (replaces the authenticator)
 ]
 

@@ -241,6 +241,14 @@ class SpawnerSection(Configurable):
     start_timeout = Integer(
         120, help="Seconds a notebook server may take to start before the start is reported as failed."
     ).tag(config=True)
+    access_check_seconds = Integer(
+        60,
+        help="Seconds between checks that every running notebook server's person may still work in its "
+        "project (same rules as a start: account active, member, project active and within its dates); "
+        "a server that fails is stopped and audited (notebook.revoked). `enclave project suspend`, `close`, "
+        "`remove-member` and `enclave user disable` also stop affected servers at once when the hub runs. "
+        "Security: an end date passing is noticed within this time (1-3600).",
+    ).tag(config=True)
     network_prefix = Unicode(
         "enclave-",
         help="Prefix of per-project Docker network names (network = prefix + project) and containers.",
@@ -275,6 +283,12 @@ class SpawnerSection(Configurable):
     def _valid_pids(self, proposal):
         if proposal["value"] < 32:
             raise TraitError("pids_limit below 32 leaves Jupyter unable to start kernels")
+        return proposal["value"]
+
+    @validate("access_check_seconds")
+    def _valid_access_check(self, proposal):
+        if not 1 <= proposal["value"] <= 3600:
+            raise TraitError("access_check_seconds must be between 1 and 3600")
         return proposal["value"]
 
     @validate("idle_timeout")

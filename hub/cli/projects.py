@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub import db, projects
+from hub import db, projects, revocation
 from hub.cli.context import load
 from hub.cli.util import actor, parse_date, print_table
 from hub.models import ProjectStatus
@@ -61,6 +61,8 @@ def _set_status(args) -> int:
     with db.transaction(s.database_url) as session:
         projects.set_status(session, actor(), args.slug, args.status)
     print(f"project '{args.slug}' is now {args.status.value}")
+    if args.status != ProjectStatus.active:
+        revocation.stop_now(s, actor(), project=args.slug)
     return 0
 
 
@@ -77,4 +79,5 @@ def _remove_member(args) -> int:
     with db.transaction(s.database_url) as session:
         projects.remove_member(session, actor(), args.slug, args.user)
     print(f"removed '{args.user}' from '{args.slug}'")
+    revocation.stop_now(s, actor(), user=args.user, project=args.slug)
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub import accounts, db, enrolment
+from hub import accounts, db, enrolment, revocation
 from hub.cli.context import load
 from hub.cli.util import actor, print_table
 
@@ -56,6 +56,7 @@ def _disable(args) -> int:
     with db.transaction(s.database_url) as session:
         accounts.disable(session, actor(), args.name)
     print(f"disabled '{args.name}'")
+    revocation.stop_now(s, actor(), user=args.name)
     return 0
 
 

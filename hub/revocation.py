@@ -1,0 +1,224 @@
+"""Notebook servers stop when a person's access ends.
+
+A running server keeps the project's data mounted, so it must not outlive the permission that let it
+start. The rule is the start rule (`hub.permissions.check_can_spawn`): a server whose (user, project)
+would now be refused is stopped, and the stop is audited as `notebook.revoked` with the refusal's
+reason code. Two callers run the same pass (`reconcile`):
+
+- the `access-reconciler` JupyterHub service (`python -m hub.revocation`), every
+  `[spawner] access_check_seconds`: catches end dates passing and anything changed while the hub was
+  down (its first pass runs at hub start);
+- the CLI commands that end access (`enclave project suspend|close|remove-member`, `enclave user
+  disable`), right after their change is committed, so access ends at once when the hub runs.
+
+Both authenticate with the service's API token (state_dir/secrets/access_reconciler_token, registered
+by `configure`), whose role allows only listing users, reading and stopping servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from . import audit, clock, db, permissions, secrets_store
+from .errors import PermissionDenied
+from .hubapi import HubAPI, HubRefused, HubUnavailable, RunningServer
+from .models import Account, Project
+
+SERVICE = "access-reconciler"
+ACTOR = f"service:{SERVICE}"
+TOKEN_FILE = "access_reconciler_token"
+SCOPES = ["list:users", "read:servers", "delete:servers"]
+
+log = logging.getLogger(SERVICE)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A server that must stop, and why (the PermissionDenied a start would get now)."""
+
+    user: str
+    server: str
+    reason: str
+    message: str
+    starting: bool = False  # a start in progress: stopped by the next pass once it is up
+
+
+def decide(session: Session, servers: Iterable[RunningServer], today) -> list[Revocation]:
+    """The servers among `servers` that the start rules now refuse; stopping ones are left alone."""
+    servers = [s for s in servers if s.pending != "stop" and (s.ready or s.pending == "spawn")]
+    names = {s.user for s in servers}
+    slugs = {s.name for s in servers if s.name}
+    found = session.execute(select(Account).where(Account.username.in_(sorted(names)))).scalars()
+    accounts = {a.username: a for a in found}
+    projects = {
+        p.slug: p
+        for p in session.execute(
+            select(Project).where(Project.slug.in_(sorted(slugs))).options(selectinload(Project.memberships))
+        ).scalars()
+    }
+    out = []
+    for s in servers:
+        try:
+            permissions.check_can_spawn(accounts.get(s.user), projects.get(s.name), today)
+        except PermissionDenied as exc:
+            out.append(Revocation(s.user, s.name, exc.reason, exc.message, starting=not s.ready))
+    return out
+
+
+@dataclass
+class Outcome:
+    stopped: list[Revocation] = field(default_factory=list)
+    still_stopping: list[Revocation] = field(default_factory=list)
+    starting: list[Revocation] = field(default_factory=list)
+    stopping_elsewhere: list[RunningServer] = field(default_factory=list)  # a stop already under way
+    failed: list[tuple[Revocation, str]] = field(default_factory=list)
+
+
+def reconcile(api: HubAPI, db_url: str, actor: str,
+              only: Callable[[RunningServer], bool] | None = None) -> Outcome:
+    """One pass: stop every running server (matching `only`) that may no longer run; audit each stop."""
+    servers = [s for s in api.running_servers() if only is None or only(s)]
+    outcome = Outcome(stopping_elsewhere=[s for s in servers if s.pending == "stop"])
+    if not servers:
+        return outcome
+    with db.transaction(db_url) as session:
+        revocations = decide(session, servers, clock.today())
+    for rev in revocations:
+        if rev.starting:
+            outcome.starting.append(rev)
+            continue
+        try:
+            done = api.stop(rev.user, rev.server)
+        except (HubRefused, HubUnavailable) as exc:
+            log.error("could not stop %s/%s (%s): %s", rev.user, rev.server, rev.reason, exc)
+            outcome.failed.append((rev, str(exc)))
+            continue
+        with db.transaction(db_url) as session:
+            audit.record(session, actor, "notebook.revoked", rev.server, {
+                "user": rev.user, "reason": rev.reason, "message": rev.message, "stopped": done,
+            })
+        (outcome.stopped if done else outcome.still_stopping).append(rev)
+    return outcome
+
+
+# -- the CLI side ----------------------------------------------------------------------------------
+def local_api(settings) -> HubAPI | None:
+    """A client for this host's hub with the service token; None if no hub ever registered it."""
+    path = secrets_store.secrets_dir(settings.state_dir) / TOKEN_FILE
+    if not path.is_file():
+        return None
+    return HubAPI(f"http://127.0.0.1:{settings.hub.api_port}/hub/api", path.read_text().strip())
+
+
+def stop_now(settings, actor: str, *, user: str | None = None, project: str | None = None,
+             out=None) -> Outcome | None:
+    """After a committed change that may end access: stop the affected servers now if the hub runs.
+
+    Never raises for the hub's sake: the change is already made, and the service's next pass (or its
+    first, when the hub starts) stops what this could not. Prints one line per server, or one line
+    saying why nothing could be checked.
+    """
+    out = out or sys.stdout
+    api = local_api(settings)
+    at_start = "hub not running: its access check stops affected notebook servers when it starts"
+    later = f"the hub's access check tries again within {settings.spawner.access_check_seconds} s"
+    if api is None:
+        print(f"{at_start} (no access-check token yet)", file=out)
+        return None
+
+    def affected(s: RunningServer) -> bool:
+        return (user is None or s.user == user) and (project is None or s.name == project)
+
+    try:
+        outcome = reconcile(api, settings.database_url, actor, only=affected)
+    except HubUnavailable:
+        print(at_start, file=out)
+        return None
+    except HubRefused as exc:
+        print(f"hub refused the access check ({exc}); {later}", file=out)
+        return None
+    for rev in outcome.stopped:
+        print(f"stopped notebook server {rev.user}/{rev.server} ({rev.reason})", file=out)
+    for rev in outcome.still_stopping:
+        print(f"stopping notebook server {rev.user}/{rev.server} ({rev.reason})", file=out)
+    for s in outcome.stopping_elsewhere:  # e.g. the service's pass got there first: return once it is gone
+        try:
+            state = "stopped" if api.wait_gone(s.user, s.name) else "stopping"
+        except (HubUnavailable, HubRefused):
+            state = "stopping"
+        print(f"{state} notebook server {s.user}/{s.name} (its stop was already under way)", file=out)
+    for rev in outcome.starting:
+        print(f"notebook server {rev.user}/{rev.server} is starting; {later}", file=out)
+    for rev, why in outcome.failed:
+        print(f"could not stop notebook server {rev.user}/{rev.server}: {why}; {later}", file=out)
+    return outcome
+
+
+# -- the service -----------------------------------------------------------------------------------
+def service_token(state_dir: Path) -> str:
+    return secrets_store.ensure_file(state_dir, TOKEN_FILE, lambda: secrets.token_hex(32).encode()).decode().strip()
+
+
+def _current(section, key: str, empty):
+    value = section[key] if key in section else empty
+    if hasattr(value, "get_value"):  # traitlets LazyConfigValue from an earlier .append()
+        value = value.get_value(empty)
+    return list(value)
+
+
+def configure(c, s) -> None:
+    """Register the access-reconciler service, its token and its minimal role with the hub."""
+    env = {k: os.environ[k] for k in ("ENCLAVE_CONFIG", "ENCLAVE_STATE_DIR") if os.environ.get(k)}
+    env.setdefault("ENCLAVE_STATE_DIR", str(s.state_dir))
+    services = [svc for svc in _current(c.JupyterHub, "services", []) if svc.get("name") != SERVICE]
+    c.JupyterHub.services = services + [{
+        "name": SERVICE,
+        "command": [sys.executable, "-m", "hub.revocation"],
+        "api_token": service_token(s.state_dir),
+        "environment": env,
+    }]
+    roles = [r for r in _current(c.JupyterHub, "load_roles", []) if r.get("name") != SERVICE]
+    c.JupyterHub.load_roles = roles + [{"name": SERVICE, "scopes": list(SCOPES), "services": [SERVICE]}]
+
+
+def run_forever(api: HubAPI, db_url: str, interval: float) -> None:
+    while True:
+        delay = interval
+        try:
+            outcome = reconcile(api, db_url, ACTOR)
+            for rev in outcome.stopped + outcome.still_stopping:
+                log.info("stopped %s/%s: %s", rev.user, rev.server, rev.reason)
+        except HubUnavailable as exc:  # the hub is still starting (or going away): try again soon
+            log.info("%s", exc)
+            delay = min(interval, 2.0)
+        except Exception:  # noqa: BLE001 - a bad pass (database down...) must not end the service
+            log.exception("access check failed; next try in %s s", interval)
+        time.sleep(delay)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import settings as settings_mod
+
+    parser = argparse.ArgumentParser(prog="python -m hub.revocation", description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"[%(levelname).1s %(asctime)s {SERVICE}] %(message)s")
+    s = settings_mod.load()
+    api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+    log.info("checking running notebook servers every %s s", s.spawner.access_check_seconds)
+    run_forever(api, s.database_url, float(s.spawner.access_check_seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@ Internal (Docker adds no route out and publishes no ports), inter-container traf
 researchers in one project cannot reach each other's servers), and a Linux bridge whose name starts
 with the site's bridge prefix so the host firewall (hub.firewall) can match every project bridge.
 All Docker calls go through the `docker(method, *args, **kwargs)` coroutine the spawner provides
-(DockerSpawner's single executor): the one seam for Docker.
+(ProjectSpawner's thread pool): the one seam for Docker.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker.errors
@@ -45,6 +46,20 @@ class ProjectSpawner(DockerSpawner):
     network_prefix = Unicode("enclave-", config=True, help="[spawner] network_prefix.")
     bridge_prefix = Unicode("enc-", config=True, help="[spawner] bridge_prefix.")
     memory_probe = Any(None, help="Seam for admission control (hub.admission.MemoryProbe).")
+    docker_threads = Integer(
+        8, config=True,
+        help="Docker API calls in flight at once, across all spawns. DockerSpawner uses one thread, so ten "
+        "people starting at once queue behind each other's container creates and starts.",
+    )
+    ready_poll_seconds = Float(0.05, config=True, help="How often start() asks a starting server whether it answers.")
+
+    @property
+    def executor(self):
+        """One shared pool for every spawner's Docker calls (docker-py's client is safe across threads)."""
+        cls = ProjectSpawner
+        if cls._executor is None:
+            cls._executor = ThreadPoolExecutor(self.docker_threads, thread_name_prefix="docker")
+        return cls._executor
 
     @default("network_name")
     def _project_network(self):
@@ -133,7 +148,7 @@ class ProjectSpawner(DockerSpawner):
         return ip_port
 
     async def _wait_answering(self, ip: str, port: int) -> None:
-        """Return as soon as the server answers HTTP (polling every 0.1 s).
+        """Return as soon as the server answers HTTP (polling every `ready_poll_seconds`).
 
         The hub's own readiness check backs off exponentially up to 5 s between tries, which alone
         added seconds to every start; after this, its first try succeeds. Gives up quietly (the hub's
@@ -155,7 +170,7 @@ class ProjectSpawner(DockerSpawner):
                 if await self.poll() is not None:
                     return
                 next_poll = loop.time() + 2
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(self.ready_poll_seconds)
 
     def _ensure_workspace(self) -> Path:
         ws = paths.workspace(Path(self.enclave_state_dir), self.name, self.user.name)

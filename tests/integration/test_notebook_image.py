@@ -155,6 +155,16 @@ def test_data_stack_imports_and_matches_the_hub(notebook):
     assert code == 0 and "--" in out
 
 
+def test_server_start_builds_no_iri_parsers(notebook):
+    """rfc3987-syntax would compile Lark parsers on every server start (~1 s of CPU): it is not in the image."""
+    code, out = notebook.exec(
+        "python", "-c",
+        "import sys, jupyterhub.singleuser, jupyter_server.serverapp, jupyterlab, jsonschema; "
+        "print(sorted(m for m in ('lark', 'rfc3987_syntax') if m in sys.modules) or 'none')",
+    )
+    assert (code, out.strip().splitlines()[-1]) == (0, "none"), out
+
+
 def test_jupyterhub_singleuser_loads_the_same_policy(docker_client, notebook_image):
     """The entry point the spawner runs reads /etc/jupyter too, with the limits from its environment."""
     hub_env = {

@@ -32,7 +32,7 @@ from bench._stats import pct
 from tests.support.env import make_env
 from tests.support.spawn import SpawnSite
 
-ROUNDS_ONE = int(os.environ.get("BENCH_SPAWN_ROUNDS", "4"))
+ROUNDS_ONE = int(os.environ.get("BENCH_SPAWN_ROUNDS", "8"))
 CROWD = int(os.environ.get("BENCH_SPAWN_CROWD", "10"))
 
 

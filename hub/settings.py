@@ -194,19 +194,34 @@ def _bytes_trait_check(name: str, value: str) -> str:
     return value
 
 
+def _image_name_check(key: str, value: str, required: bool = False) -> str:
+    """A Docker image name, cleaned; refused at load time so a typo never reaches `docker run`."""
+    value = value.strip()
+    if required and not value:
+        raise TraitError(f"{key} must name an image, e.g. enclave-notebook:latest (an empty name is refused)")
+    repository = value.split("@")[0]
+    if ":" in repository.rsplit("/", 1)[-1]:
+        repository = repository.rsplit(":", 1)[0]
+    if value and (any(c.isspace() for c in value) or repository != repository.lower()):
+        raise TraitError(f"{key} {value!r} is not a Docker image name (lower-case repository, no spaces)")
+    return value
+
+
 class SpawnerSection(Configurable):
     """[spawner]: the per-project notebook containers (see docs/spawner.md)."""
 
     image = Unicode(
-        "enclave-notebook:latest",
-        help="Docker image every notebook server runs. Must be listed in allowed_images. "
-        "Security: the image decides what software researchers have; it is never pulled from a registry.",
+        "",
+        help="Docker image every notebook server runs. Empty: [images] notebook, the image `enclave image "
+        "build` makes. Set it only to run an image the enclave does not build (e.g. from the site's "
+        "registry): start-up then prints a warning. Security: the image decides what software "
+        "researchers have and carries the no-download policy; it is never pulled from a registry.",
     ).tag(config=True)
     allowed_images = List(
         Unicode(),
-        ["enclave-notebook:latest"],
-        help="The only images a notebook container may run; researchers cannot choose another. "
-        "Security: start-up fails if `image` is not on this list.",
+        [],
+        help="The only images a notebook container may run; researchers cannot choose another. Empty: "
+        "just `image`. List two during a migration. Security: start-up fails if `image` is not on this list.",
     ).tag(config=True)
     mem_limit = Unicode(
         "4G",
@@ -321,13 +336,35 @@ class SpawnerSection(Configurable):
             raise TraitError("network_prefix must start with a letter and use a-z, 0-9, '_', '.', '-'")
         return proposal["value"]
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    @validate("image")
+    def _valid_image(self, proposal):
+        return _image_name_check("image", proposal["value"])
+
+    @validate("allowed_images")
+    def _valid_allowed_images(self, proposal):
+        return [_image_name_check("allowed_images", name, required=True) for name in proposal["value"]]
+
+    def follow_built_image(self, notebook: str) -> str | None:
+        """Fill the empty `image` and `allowed_images` from [images] notebook, so the operator names the
+        image once; then refuse an image off the allow-list. Returns a warning when `image` was set to
+        another image than the one `enclave image build` makes (allowed: a site may run a registry image)."""
+        derived = not self.image
+        if derived:
+            self.image = notebook
+        if not self.allowed_images:
+            self.allowed_images = [self.image]
         if self.image not in self.allowed_images:
+            origin = " (from [images] notebook)" if derived else ""
             raise TraitError(
-                f"image '{self.image}' is not in allowed_images {list(self.allowed_images)}; "
-                "add it there or choose an allowed image"
+                f"image '{self.image}'{origin} is not in allowed_images {list(self.allowed_images)}; "
+                "add it there, or set [spawner] image to an allowed image"
             )
+        if self.image != notebook:
+            return (
+                f"[spawner] image '{self.image}' differs from [images] notebook '{notebook}': the hub runs "
+                f"'{self.image}', `enclave image build` makes '{notebook}'; remove [spawner] image to run the built one"
+            )
+        return None
 
 
 class EgressSection(Configurable):
@@ -413,8 +450,9 @@ class ImagesSection(Configurable):
 
     notebook = Unicode(
         "enclave-notebook:latest",
-        help="Name of the notebook image `enclave image build` makes and the spawner runs. "
-        "Security: the image carries the no-download policy; only this image is ever spawned.",
+        help="Name of the notebook image `enclave image build` makes and the spawner runs: the one name "
+        "to set for a new image ([spawner] image and allowed_images follow it unless set). Security: the "
+        "image carries the no-download policy; only images in [spawner] allowed_images are ever spawned.",
     ).tag(config=True)
 
     base_image = Unicode(
@@ -432,15 +470,8 @@ class ImagesSection(Configurable):
 
     @validate("notebook", "base_image")
     def _valid_image_name(self, proposal):
-        value = proposal["value"].strip()
-        if proposal["trait"].name == "notebook" and not value:
-            raise TraitError("[images] notebook must name an image, e.g. enclave-notebook:latest")
-        repository = value.split("@")[0]
-        if ":" in repository.rsplit("/", 1)[-1]:
-            repository = repository.rsplit(":", 1)[0]
-        if value and (any(c.isspace() for c in value) or repository != repository.lower()):
-            raise TraitError(f"{value!r} is not a Docker image name (lower-case repository, no spaces)")
-        return value
+        name = proposal["trait"].name
+        return _image_name_check(name, proposal["value"], required=name == "notebook")
 
 
 class DisclosureSection(Configurable):
@@ -493,10 +524,12 @@ SECTIONS: dict[str, type[Configurable]] = {
 
 
 class Settings:
-    """All sections, loaded and validated; attribute per section (settings.hub.port)."""
+    """All sections, loaded and validated; attribute per section (settings.hub.port). `warnings` holds
+    one line per setting that is allowed but probably a mistake (the CLI prints them)."""
 
     def __init__(self, data: dict | None = None, base_dir: Path | None = None, source: str = "defaults"):
         self.source = source
+        self.warnings: list[str] = []
         data = dict(data or {})
         top = {k: v for k, v in data.items() if not isinstance(v, dict)}
         tables = {k: v for k, v in data.items() if isinstance(v, dict)}
@@ -520,9 +553,20 @@ class Settings:
                 setattr(self, name, cls(config=cfg))
             except TraitError as exc:
                 raise SettingsError(f"{source}: [{name}] {exc}") from None
+        self._cross_section_defaults(source)
         base = base_dir or Path.cwd()
         state = Path(self.enclave.state_dir).expanduser()
         self.state_dir: Path = (state if state.is_absolute() else base / state).resolve()
+
+    def _cross_section_defaults(self, source: str) -> None:
+        """Keys whose default is another section's value, filled after every section validated itself
+        (so `settings show` and the hub see the effective value): the notebook image is named once."""
+        try:
+            warning = self.spawner.follow_built_image(self.images.notebook)
+        except TraitError as exc:
+            raise SettingsError(f"{source}: [spawner] {exc}") from None
+        if warning:
+            self.warnings.append(warning)
 
     @property
     def database_url(self) -> str:
@@ -566,8 +610,7 @@ def docs_markdown() -> str:
     rows = ["| section | key | default | what it does |", "|---|---|---|---|"]
     for name, cls in SECTIONS.items():
         for key, trait in sorted(cls.class_traits(config=True).items()):
-            default = trait.default_value
-            rows.append(f"| [{name}] | `{key}` | `{default!r}` | {trait.help} |")
+            rows.append(f"| [{name}] | `{key}` | `{trait.default_value_repr()}` | {trait.help} |")
     return "\n".join(rows)
 
 

@@ -194,7 +194,7 @@ def test_admission_with_real_psutil_and_a_reserve_larger_than_the_machine():
 
 
 @pytest.mark.parametrize("spawner, words", [
-    ({"image": "someone/else:latest"}, "not in allowed_images"),
+    ({"image": "someone/else:latest", "allowed_images": ["enclave-notebook:latest"]}, "not in allowed_images"),
     ({"mem_limit": "four gigs"}, "mem_limit"),
     ({"memory_reserve": "a lot"}, "memory_reserve"),
     ({"idle_timeout": 60}, "at least 300"),

@@ -25,15 +25,22 @@ def _hub_api(hub, env) -> HubAPI:
     return HubAPI(f"http://127.0.0.1:{hub.api_port}/hub/api", revocation.service_token(env.state_dir))
 
 
-def _containers(site, user, slug) -> list:
+def _containers(site, user, slug, *, running_only=False) -> list:
     return site.docker.containers.list(
-        all=True, filters={"label": [f"org.enclave.project={slug}", f"org.enclave.user={user.username}"]}
+        all=not running_only,
+        filters={"label": [f"org.enclave.project={slug}", f"org.enclave.user={user.username}"]},
     )
 
 
 def _assert_stopped(site, api, user, slug) -> None:
-    assert _containers(site, user, slug) == [], f"{user.username}/{slug}: container still there"
+    """Stopped now (hub and Docker agree), and its container (with the data mount) removed."""
     assert api.server(user.username, slug) is None, f"{user.username}/{slug}: hub still reports it"
+    assert _containers(site, user, slug, running_only=True) == [], f"{user.username}/{slug}: still running"
+    # Docker 20.10 may list a container for a moment after its removal returned.
+    deadline = time.monotonic() + 10
+    while _containers(site, user, slug) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _containers(site, user, slug) == [], f"{user.username}/{slug}: container not removed"
 
 
 def _assert_running(site, api, user, slug) -> None:

@@ -17,6 +17,7 @@ from hub import accounts, db, projects, revocation
 from hub.hubapi import HubRefused, RunningServer
 from hub.models import AuditEvent, ProjectStatus
 from hub.settings import Settings, SettingsError
+from tests.conftest import BOTH
 from tests.support.users import enrolled_user
 
 TODAY = dt.date.today()
@@ -52,6 +53,7 @@ def _decide(env, servers):
         return {(r.user, r.server): r for r in revocation.decide(session, servers, TODAY)}
 
 
+@pytest.mark.parametrize("db_url", BOTH, indirect=True)
 def test_only_servers_the_start_rules_now_refuse_are_chosen(world):
     servers = [
         _running("ann", "open"),  # allowed: keeps running
@@ -118,6 +120,7 @@ def _revoked_events(env):
                 for e in session.query(AuditEvent).filter_by(action="notebook.revoked").order_by(AuditEvent.seq)]
 
 
+@pytest.mark.parametrize("db_url", BOTH, indirect=True)
 def test_a_pass_stops_and_audits_each_refused_server_and_survives_a_failed_stop(world):
     hub = FakeHub(
         [_running("ann", "open"), _running("ann", "held"), _running("cyd", "open"), _running("ann", "over")],

@@ -216,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     s = settings_mod.load()
     api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
     log.info("checking running notebook servers every %s s", s.spawner.access_check_seconds)
-    run_forever(api, s.database_url, float(s.spawner.access_check_seconds))
+    try:
+        run_forever(api, s.database_url, float(s.spawner.access_check_seconds))
+    except KeyboardInterrupt:  # the hub interrupts its services when it shuts down
+        log.info("stopping")
     return 0
 
 

@@ -221,7 +221,8 @@ class SpawnerSection(Configurable):
         Unicode(),
         [],
         help="The only images a notebook container may run; researchers cannot choose another. Empty: "
-        "just `image`. List two during a migration. Security: start-up fails if `image` is not on this list.",
+        "just `image`. Set it to pin the vetted images apart from the choice of one (e.g. old and new during "
+        "a migration). Security: start-up fails if `image` is not on this list.",
     ).tag(config=True)
     mem_limit = Unicode(
         "4G",

@@ -23,6 +23,7 @@ CONFIGURERS = [
     "hub.authenticator",  # password + TOTP login, enrolment page
     "egress_review.service",  # output review service at /services/egress/ (HubOAuth)
     "hub.revocation",  # access-reconciler service: stops servers whose access has ended
+    "hub.download_refusals",  # POST /hub/api/enclave/refusals: notebook servers report refused downloads
     "hub.oidc",  # [oidc] enabled: institutional SSO + enclave TOTP step (replaces the authenticator)
 ]
 

@@ -7,6 +7,9 @@ Loaded by /etc/jupyter/jupyter_server_config.py in the notebook image:
 - ``contents.SizeLimitedContentsManager`` refuses contents-API reads and writes of one file above a
   limit, so bulk data goes neither out nor in through the browser, while notebooks open and save.
 
+Every refusal is also reported to the hub (``report``), which records it in the audit log as
+``notebook.download_refused``; the researcher's answer does not wait for it.
+
 Limits and the release page come from environment variables the spawner sets (see ``limits``).
 """
 

@@ -3,7 +3,8 @@
 Reads (`GET /api/contents/<path>` with content) of one file larger than max_read_bytes and writes
 (`PUT`, including the file browser's chunked uploads, counted cumulatively) larger than
 max_write_bytes are refused with 413 and a message a researcher understands. Listing folders, opening
-and saving ordinary notebooks, renaming, deleting and checkpoints work as before. The kernel still
+and saving ordinary notebooks, renaming, deleting and checkpoints work as before. Each refusal is reported
+to the hub's audit log (`enclave_policy.report`, without waiting). The kernel still
 reads /data directly: that is the point of the enclave, and what it shows on screen is accepted.
 """
 
@@ -17,6 +18,7 @@ from tornado.web import HTTPError
 from traitlets import Integer
 
 from enclave_policy.limits import DEFAULT_MAX_READ_BYTES, DEFAULT_MAX_WRITE_BYTES, human, release_url
+from enclave_policy.report import report_refusal
 
 
 def model_size(model: dict) -> int:
@@ -60,6 +62,7 @@ class SizeLimitedContentsManager(AsyncLargeFileManager):
                 size = os.path.getsize(os_path)
                 if size > self.max_read_bytes:
                     self.log.warning("enclave policy: refused reading %s (%d bytes)", path, size)
+                    report_refusal("read_too_large", path, size)
                     raise HTTPError(
                         413,
                         f"{path} is {human(size)}; the enclave shows files up to "
@@ -78,6 +81,7 @@ class SizeLimitedContentsManager(AsyncLargeFileManager):
                 size += os.path.getsize(os_path)
         if size > self.max_write_bytes:
             self.log.warning("enclave policy: refused writing %s (%d bytes)", path, size)
+            report_refusal("write_too_large", path, size)
             raise HTTPError(
                 413,
                 f"{path} would be {human(size)}; the enclave accepts files up to "

@@ -7,7 +7,9 @@ reports each refusal here, and the hub records `notebook.download_refused` in th
 The researcher controls the container and everything it sends, so who and where come from the
 credentials, never from the body: only a running notebook server's own API token
 (JUPYTERHUB_API_TOKEN, held by the hub in memory for that server) is accepted; the actor is the
-token's user and the target its server's name, i.e. the project. The body only says what was refused
+token's user and the target its server's name, i.e. the project (the plain token is only in memory:
+after a hub restart no earlier server is left to report, as the enclave stops every server with the
+hub, `cleanup_servers`). The body only says what was refused
 (kind, path, size), each bounded and checked. A loop cannot flood the log: per user, at most
 `PER_WINDOW` events per `WINDOW_SECONDS`, then one `suppressed` summary event; the number dropped is
 carried by the user's next recorded event.

@@ -74,6 +74,10 @@ def check_network(info: dict, slug: str, bridge_prefix: str) -> None:
         )
 
 
+class NoAddressPool(RuntimeError):
+    """Docker has no free subnet left for another network (its default pools hold ~30 networks)."""
+
+
 _locks: dict[str, asyncio.Lock] = {}
 
 
@@ -88,8 +92,38 @@ async def ensure_project_network(docker: DockerCall, slug: str, network_prefix: 
             try:
                 await docker("create_network", name, **create_options(slug, bridge_prefix))
             except APIError as exc:
+                if "address pool" in str(exc.explanation or exc):
+                    raise NoAddressPool(
+                        f"Docker has no free address pool for network {name}: close finished projects "
+                        "(`enclave project close` removes their networks) or give Docker more, smaller pools "
+                        "(default-address-pools in /etc/docker/daemon.json; see docs/spawner.md)"
+                    ) from exc
                 if exc.status_code != 409:  # 409: another hub process created it first
                     raise
             info = await docker("inspect_network", name)
         check_network(info, slug, bridge_prefix)
         return gateway_of(info)
+
+
+def remove_project_network(client, network_prefix: str, slug: str) -> str:
+    """Remove a closed project's network (docker-py client, from the CLI): what happened, in words.
+
+    Docker's address pools are finite, so networks of finished projects are given back. A network
+    that still has containers attached is kept (removing it would fail anyway) and said so.
+    """
+    name = network_name(network_prefix, slug)
+    try:
+        net = client.networks.get(name)
+    except NotFound:
+        return f"project network {name} was already gone"
+    attached = net.attrs.get("Containers") or {}
+    if attached:
+        return (f"project network {name} kept: {len(attached)} container(s) still attached; remove it with "
+                f"`docker network rm {name}` once they are stopped")
+    try:
+        net.remove()
+    except NotFound:
+        return f"project network {name} was already gone"
+    except APIError as exc:
+        return f"project network {name} kept: {exc.explanation or exc}"
+    return f"removed project network {name}"

@@ -126,7 +126,14 @@ class ProjectSpawner(DockerSpawner):
             raise web.HTTPError(
                 500, "%s", f"The notebook image {self.image} is not built on this host; tell an administrator."
             ) from None
-        gateway = await network.ensure_project_network(self.docker, self.name, self.network_prefix, self.bridge_prefix)
+        try:
+            gateway = await network.ensure_project_network(self.docker, self.name, self.network_prefix, self.bridge_prefix)
+        except network.NoAddressPool as exc:
+            self.log.error("%s", exc)
+            err = web.HTTPError(503, "%s", "No network can be made for this project now: the host has run out of "
+                                "network addresses. Tell an administrator.")
+            err.jupyterhub_message = err.log_message % err.args
+            raise err from None
         self.network_name = network.network_name(self.network_prefix, self.name)
         self.use_internal_ip = True
         self.hub_connect_url = f"http://{gateway}:{self.hub_api_port}"

@@ -63,7 +63,24 @@ def _set_status(args) -> int:
     print(f"project '{args.slug}' is now {args.status.value}")
     if args.status != ProjectStatus.active:
         revocation.stop_now(s, actor(), project=args.slug)
+    if args.status == ProjectStatus.closed:
+        _remove_network(s, args.slug)
     return 0
+
+
+def _remove_network(s, slug: str) -> None:
+    """A closed project gives its Docker network back (Docker's address pools are finite)."""
+    import docker
+
+    from hub import network
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - no engine here: the close itself is done
+        print(f"project network not removed: no Docker engine answers ({type(exc).__name__})")
+        return
+    print(network.remove_project_network(client, s.spawner.network_prefix, slug))
 
 
 def _add_member(args) -> int:

@@ -9,7 +9,8 @@ hardened containers, with the egress review service behind it. Then, only throug
 2. she starts the demo project from the hub's project list; JupyterLab loads in her container;
 3. she creates a notebook and runs a cell in the container's kernel that reads /data with pandas and
    writes an aggregate table and a record-level extract to her workspace;
-4. she tries to download the extract from JupyterLab and cannot (no menu item, 403 on /files/);
+4. she tries to download the extract from JupyterLab and cannot (no menu item, 403 on /files/; the
+   attempt is in the audit log);
 5. she asks for release of both files on the egress pages, describing each (one request per file: the
    workflow releases a request only when every file in it is approved, so an extract rejected in the
    same request would hold the table back);
@@ -443,6 +444,7 @@ def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromi
                 expected += [("user.enrol", who, {}), ("login.ok", who, {})]
             expected += [
                 ("notebook.start", "alice", {}),
+                ("notebook.download_refused", "alice", {"kind": "files"}),  # step 4, reported by her server
                 ("egress.submit", "alice", {}),
                 ("egress.review", "carol", {"path": EXTRACT, "decision": "reject"}),
                 ("egress.review", "dave", {"path": EXTRACT, "decision": "reject"}),
@@ -458,6 +460,7 @@ def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromi
             assert not missing, "audit export lacks: " + "; ".join(missing)
             assert len(seen("egress.submit", "alice")) == 2
             assert [e["target"] for e in seen("notebook.start", "alice")] == [PROJECT]
+            assert {e["target"] for e in seen("notebook.download_refused", "alice")} == {PROJECT}
         failed = False
     finally:
         for ctx in contexts:

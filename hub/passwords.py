@@ -18,22 +18,28 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 _POOL = ThreadPoolExecutor(max_workers=min(4, max(2, os.cpu_count() or 2)), thread_name_prefix="enclave-login")
 
 
-def _return_hash_memory_to_the_os() -> None:
-    """glibc raises its mmap threshold after the first 19 MiB hash buffer is freed, after which every
-    login thread keeps ~19 MiB in its heap for good (the hub grew by ~100 MB over 100 logins). A
-    fixed threshold keeps big buffers mmapped, so they go back to the OS when the hash is done."""
+def _keep_hash_memory() -> None:
+    """Keep each login thread's 19 MiB hash buffer for the next login instead of returning it.
+
+    glibc would mmap a fresh buffer for every hash (or, after adjusting its threshold, trim it back to
+    the OS), and the kernel zeroes and faults in all 4,864 pages each time: ~12 ms of system CPU per
+    login on top of the ~24 ms the hash itself costs. Fixed thresholds above the buffer size keep one
+    buffer in each thread's arena, reused from then on: the memory bound is the pool size (at most 4)
+    times argon2_memory_kib, and the hub's resident memory stays flat (bench/login.py prints it).
+    """
     try:
         import ctypes
         import ctypes.util
 
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        M_MMAP_THRESHOLD = -3
-        libc.mallopt(M_MMAP_THRESHOLD, 1024 * 1024)
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024)
+        libc.mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024)
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
 
 
-_return_hash_memory_to_the_os()
+_keep_hash_memory()
 
 
 @functools.lru_cache(maxsize=4)

@@ -55,20 +55,26 @@ class SizeLimitedContentsManager(AsyncLargeFileManager):
             human(self.max_read_bytes), human(self.max_write_bytes),
         )
 
+    def _size_on_disk(self, path: str) -> int | None:
+        """Bytes of the file at `path` as it is now; None when there is no such file (or a folder)."""
+        os_path = self._get_os_path(path.strip("/"))
+        return os.path.getsize(os_path) if os.path.isfile(os_path) else None
+
+    def _refusal(self, doing: str, kind: str, path: str, size: int, message: str) -> HTTPError:
+        """Log and report one refusal; the caller raises the 413 returned."""
+        self.log.warning("enclave policy: refused %s %s (%d bytes)", doing, path, size)
+        report_refusal(kind, path, size)
+        return HTTPError(413, message)
+
     async def get(self, path, content=True, type=None, format=None, **kwargs):
-        if content:
-            os_path = self._get_os_path(path.strip("/"))
-            if os.path.isfile(os_path):
-                size = os.path.getsize(os_path)
-                if size > self.max_read_bytes:
-                    self.log.warning("enclave policy: refused reading %s (%d bytes)", path, size)
-                    report_refusal("read_too_large", path, size)
-                    raise HTTPError(
-                        413,
-                        f"{path} is {human(size)}; the enclave shows files up to "
-                        f"{human(self.max_read_bytes)} in the browser. Open it from a notebook "
-                        f"(e.g. pandas) instead; to take results out, ask for a release at {release_url()}",
-                    )
+        size = self._size_on_disk(path) if content else None
+        if size is not None and size > self.max_read_bytes:
+            raise self._refusal(
+                "reading", "read_too_large", path, size,
+                f"{path} is {human(size)}; the enclave shows files up to "
+                f"{human(self.max_read_bytes)} in the browser. Open it from a notebook "
+                f"(e.g. pandas) instead; to take results out, ask for a release at {release_url()}",
+            )
         return await super().get(path, content=content, type=type, format=format, **kwargs)
 
     async def save(self, model, path=""):
@@ -76,14 +82,10 @@ class SizeLimitedContentsManager(AsyncLargeFileManager):
         chunk = model.get("chunk")
         if chunk is not None and chunk != 1:
             # Later chunks of an upload append to the file written so far.
-            os_path = self._get_os_path(path.strip("/"))
-            if os.path.isfile(os_path):
-                size += os.path.getsize(os_path)
+            size += self._size_on_disk(path) or 0
         if size > self.max_write_bytes:
-            self.log.warning("enclave policy: refused writing %s (%d bytes)", path, size)
-            report_refusal("write_too_large", path, size)
-            raise HTTPError(
-                413,
+            raise self._refusal(
+                "writing", "write_too_large", path, size,
                 f"{path} would be {human(size)}; the enclave accepts files up to "
                 f"{human(self.max_write_bytes)} from the browser. Data comes in through the "
                 "project's data import, not by upload.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -48,11 +49,19 @@ def test_registry_names_with_port_and_digest_are_accepted(tmp_path):
     assert s.images.base_image.startswith("registry.example:5000/")
 
 
-def test_build_context_has_dockerfile_policy_and_constraints_but_no_wheels():
-    names = {name for _, name in images._context_files()}
+def test_build_context_has_dockerfile_policy_constraints_and_wheels_but_hashes_no_wheels(tmp_path):
+    names = {name for _, name in images._context_files()}  # what inputs_digest hashes
     assert {"Dockerfile", "requirements.txt", "jupyter_server_config.py",
             "enclave_policy/authorizer.py", "enclave_policy/contents.py"} <= names
     assert not any(n.startswith("wheelhouse") or "__pycache__" in n for n in names)
+    wheelhouse = tmp_path / "wh"
+    wheelhouse.mkdir()
+    (wheelhouse / "acro-1.0.2-py3-none-any.whl").write_bytes(b"")
+    with images._context_tar(wheelhouse) as fh, tarfile.open(fileobj=fh) as tar:  # what docker build gets
+        sent = set(tar.getnames())
+        constraints = tar.extractfile("constraints.txt").read()
+    assert sent == names | {"constraints.txt", "wheelhouse", "wheelhouse/acro-1.0.2-py3-none-any.whl"}
+    assert constraints == images.image_constraints()
 
 
 def test_inputs_digest_follows_base_and_files(tmp_path, monkeypatch):

@@ -17,9 +17,8 @@ import requests
 from hub import accounts, audit, db
 from hub.models import AuditEvent
 from tests.conftest import BOTH
-from tests.support.fixtures import running_hub  # noqa: F401
+from tests.support.fixtures import running_hub, started_hub  # noqa: F401
 from tests.support.env import make_env
-from tests.support.hub import RunningHub
 from tests.support.users import enrolled_user, pending_user, totp_code
 
 
@@ -30,13 +29,8 @@ def shared_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shared_hub(shared_env):
-    hub = RunningHub(shared_env, settings={"auth": {"recheck_seconds": 1}})
-    hub.start()
-    try:
+    with started_hub(shared_env, {"auth": {"recheck_seconds": 1}}) as hub:
         yield hub
-    finally:
-        hub.stop()
-        hub.dump_logs()
 
 
 def _page_says(r: requests.Response, text: str) -> bool:

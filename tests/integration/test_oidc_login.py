@@ -18,7 +18,8 @@ from sqlalchemy import select
 from hub import accounts, audit, db
 from hub.models import AuditEvent
 from tests.support.env import make_env
-from tests.support.hub import RunningHub, xsrf_from
+from tests.support.fixtures import started_hub
+from tests.support.hub import xsrf_from
 from tests.support.oidc_provider import OIDCProvider
 from tests.support.users import enrolled_user, pending_user, totp_code
 
@@ -44,13 +45,8 @@ def hub(env, idp):
         # every test fails codes from 127.0.0.1 on purpose: keep the per-address throttle out of the way
         "auth": {"ip_max_failures": 1000},
     }
-    running = RunningHub(env, settings=extra)
-    running.start()
-    try:
+    with started_hub(env, extra) as running:
         yield running
-    finally:
-        running.stop()
-        running.dump_logs()
 
 
 def idp_login(hub, idp, http, username, *, sub=None, **claims) -> requests.Response:

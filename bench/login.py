@@ -73,28 +73,26 @@ def _rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
-def _proxy_rss_mb(hub_pid: int) -> float:
-    total = 0.0
+def _proxies(hub_pid: int) -> list[psutil.Process]:
+    """The hub's configurable-http-proxy process(es)."""
+    found = []
     for child in psutil.Process(hub_pid).children(recursive=True):
         try:
             if "configurable-http-proxy" in " ".join(child.cmdline()):
-                total += child.memory_info().rss / 2**20
+                found.append(child)
         except psutil.NoSuchProcess:
             pass
-    return total
+    return found
+
+
+def _proxy_rss_mb(hub_pid: int) -> float:
+    return sum(p.memory_info().rss for p in _proxies(hub_pid)) / 2**20
 
 
 def _cpu_s(hub_pid: int, proxy: bool) -> float:
     """CPU seconds (user + system) used so far by the hub process, or by its proxy."""
-    procs = [psutil.Process(hub_pid)]
-    if proxy:
-        procs = [p for p in procs[0].children(recursive=True)
-                 if "configurable-http-proxy" in " ".join(p.cmdline())]
-    total = 0.0
-    for p in procs:
-        t = p.cpu_times()
-        total += t.user + t.system
-    return total
+    procs = _proxies(hub_pid) if proxy else [psutil.Process(hub_pid)]
+    return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
 
 
 def _crowd(hub, users) -> dict:

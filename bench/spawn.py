@@ -36,12 +36,6 @@ ROUNDS_ONE = int(os.environ.get("BENCH_SPAWN_ROUNDS", "8"))
 CROWD = int(os.environ.get("BENCH_SPAWN_CROWD", "10"))
 
 
-def _env(tmp: Path):
-    env = make_env(tmp)
-    os.environ["ENCLAVE_CONFIG"] = str(env.config)
-    return env
-
-
 # -- the floor: docker run + Jupyter answering --------------------------------------------------
 class StubHubApi:
     """What a single-user server asks its hub at start (GET /hub/api, POST activity), answered at once.
@@ -173,7 +167,7 @@ def run() -> list[dict]:
     client = docker.from_env()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="enclave-bench-spawn-") as tmp:
-        env = _env(Path(tmp))
+        env = make_env(Path(tmp))  # RunningHub gives `enclave up` this settings file (ENCLAVE_CONFIG)
         # Same CPUs as the floor container (which has no quota), so the ratio shows the enclave's overhead,
         # not the site's CPU policy.
         site = SpawnSite(env, client, mem_limit="512M", cpu_limit=float(os.cpu_count() or 1), start_timeout=300)

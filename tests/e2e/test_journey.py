@@ -42,6 +42,7 @@ import requests
 
 from hub.enrolment import qr_svg
 from hub.paths import workspace
+from tests.support.spawn import SpawnSite
 
 pytestmark = pytest.mark.e2e
 
@@ -241,15 +242,8 @@ def _demo_links(out: str) -> dict[str, str]:
 
 def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromium, journey_artifacts):
     journey = Journey(journey_artifacts)
-    try:
-        from tests.support.spawn import SpawnSite
-    except ImportError as exc:
-        pytest.fail(f"tests/support/spawn.py (spawner test harness) cannot be imported: {exc}")
     with journey.step(0, "the notebook image is built or up to date (hub.images.ensure_notebook_image)"):
-        try:
-            site = SpawnSite(enclave_env, docker_client)  # builds the notebook image if missing or stale
-        except ImportError as exc:
-            raise AssertionError(f"the notebook image builder is missing (hub/images.py): {exc}") from exc
+        site = SpawnSite(enclave_env, docker_client)  # builds the notebook image if missing or stale
 
     with journey.step(0, "`enclave demo` creates the project, data and people with enrolment links"):
         code, out, err = cli("demo")
@@ -353,7 +347,6 @@ def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromi
             alice.goto(hub.url + SERVICE + "/")
             alice.wait_for_url(hub.url + SERVICE + "/")
             assert alice.locator(f'a[href="{SERVICE}/projects/{PROJECT}/browse"]').count() == 1
-            extract_sha = sha256((ws / EXTRACT).read_bytes())
             extract_rid = ask_release(
                 alice, hub.url, EXTRACT, "MI patients",
                 "stays for myocardial infarction (I21), one row per stay, for a follow-up analysis outside",

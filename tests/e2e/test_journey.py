@@ -38,7 +38,6 @@ from urllib.parse import urlparse
 
 import pyotp
 import pytest
-import requests
 
 from hub.enrolment import qr_svg
 from hub.paths import workspace
@@ -216,17 +215,6 @@ def ask_release(page, hub_url: str, path: str, name: str, context: str, controls
 
 # -- the test --------------------------------------------------------------------------------------------
 
-def _wait_for_egress(hub, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(hub.url + SERVICE + "/api/workflow", timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise AssertionError(f"the egress review service did not answer at {SERVICE}/ within {timeout:.0f} s "
-                         f"(egress_review.service configurer):\n{hub.logs()[-3000:]}")
-
-
 def container_name(site, username: str) -> str:
     """DockerSpawner's name for a named server: {prefix}-{user}--{project} (prefix unique to this test)."""
     return f"{site.spawner['network_prefix'].rstrip('-')}-{username}--{PROJECT}"
@@ -258,7 +246,7 @@ def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromi
     try:
         with journey.step(0, "the hub, its proxy and the egress service answer"):
             hub.start()
-            _wait_for_egress(hub)
+            hub.wait_until_answers(SERVICE + "/api/workflow")  # the egress review service, behind the hub
 
         def new_page():
             ctx = chromium.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)

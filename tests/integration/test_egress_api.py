@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import types
 
 import pytest
@@ -97,18 +96,13 @@ def build_world(base, extra: dict | None = None):
 def start_hub(world) -> RunningHub:
     hub = RunningHub(world.env)
     hub.start()
-    deadline = time.monotonic() + 60
-    while True:  # the hub answers before its managed service does
-        try:
-            if requests.get(hub.url + SERVICE + "/api/workflow", timeout=2).status_code == 200:
-                return hub
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            hub.stop()
-            hub.dump_logs()
-            raise RuntimeError("the egress service did not answer through the hub within 60 s")
-        time.sleep(0.3)
+    try:
+        hub.wait_until_answers(SERVICE + "/api/workflow")  # the hub answers before its managed service does
+    except AssertionError:
+        hub.stop()
+        hub.dump_logs()
+        raise
+    return hub
 
 
 @pytest.fixture(scope="module")

@@ -225,6 +225,19 @@ class RunningHub:
         if exc_type is not None:
             self.dump_logs()
 
+    def wait_until_answers(self, path: str, timeout: float = 60) -> None:
+        """Wait until GET `path` answers 200 through the proxy: a managed service (e.g. egress review)
+        starts answering after the hub does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + path, timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"{path} did not answer through the hub within {timeout:.0f} s:\n{self.logs()[-3000:]}")
+
     def logs(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")

@@ -18,6 +18,13 @@ from traitlets import Bool, Float, Integer, List, TraitError, Unicode, validate
 from traitlets.config import Config, Configurable
 
 
+def _between(proposal, low, high):
+    """The proposed value, or "<key> must be between <low> and <high>" (the range check of most keys)."""
+    if not low <= proposal["value"] <= high:
+        raise TraitError(f"{proposal['trait'].name} must be between {low} and {high}")
+    return proposal["value"]
+
+
 class SettingsError(Exception):
     """A settings file that cannot be used; the message says what to change."""
 
@@ -68,9 +75,7 @@ class HubSection(Configurable):
 
     @validate("port", "api_port", "proxy_api_port")
     def _valid_port(self, proposal):
-        if not 1 <= proposal["value"] <= 65535:
-            raise TraitError(f"{proposal['trait'].name} must be between 1 and 65535")
-        return proposal["value"]
+        return _between(proposal, 1, 65535)
 
 
 class DatabaseSection(Configurable):
@@ -118,9 +123,7 @@ class AuthSection(Configurable):
 
     @validate("recheck_seconds")
     def _recheck(self, proposal):
-        if not 1 <= proposal["value"] <= 3600:
-            raise TraitError("recheck_seconds must be between 1 and 3600")
-        return proposal["value"]
+        return _between(proposal, 1, 3600)
 
     @validate("argon2_memory_kib")
     def _kdf_floor(self, proposal):
@@ -178,9 +181,7 @@ class OIDCSection(Configurable):
 
     @validate("mfa_step_minutes")
     def _valid_step(self, proposal):
-        if not 0.5 <= proposal["value"] <= 30:
-            raise TraitError("mfa_step_minutes must be between 0.5 and 30")
-        return proposal["value"]
+        return _between(proposal, 0.5, 30)
 
 
 def _bytes_trait_check(name: str, value: str) -> str:
@@ -303,9 +304,7 @@ class SpawnerSection(Configurable):
 
     @validate("access_check_seconds")
     def _valid_access_check(self, proposal):
-        if not 1 <= proposal["value"] <= 3600:
-            raise TraitError("access_check_seconds must be between 1 and 3600")
-        return proposal["value"]
+        return _between(proposal, 1, 3600)
 
     @validate("idle_timeout")
     def _valid_idle(self, proposal):
@@ -399,9 +398,7 @@ class EgressSection(Configurable):
 
     @validate("port")
     def _valid_port(self, proposal):
-        if not 1 <= proposal["value"] <= 65535:
-            raise TraitError("port must be between 1 and 65535")
-        return proposal["value"]
+        return _between(proposal, 1, 65535)
 
     @validate("max_files_per_request", "max_file_mib", "max_request_mib", "preview_rows")
     def _positive(self, proposal):
@@ -435,9 +432,7 @@ class IngestSection(Configurable):
 
     @validate("max_unique_share", "min_id_distinct_share")
     def _share(self, proposal):
-        if not 0.0 <= proposal["value"] <= 1.0:
-            raise TraitError(f"{proposal['trait'].name} must be between 0 and 1")
-        return proposal["value"]
+        return _between(proposal, 0, 1)
 
     @validate("min_k")
     def _k(self, proposal):

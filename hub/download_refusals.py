@@ -31,6 +31,7 @@ from tornado import web
 
 from . import audit
 from .errors import Invalid
+from .hubconfig import config_list
 from .login import write_transaction
 
 ACTION = "notebook.download_refused"
@@ -197,16 +198,9 @@ class RefusalReportHandler(APIHandler):
                                 "not recorded one by one", "resets_in": round(decision.resets_in, 1)}))
 
 
-def _current(section, key: str) -> list:
-    value = section[key] if key in section else []
-    if hasattr(value, "get_value"):  # traitlets LazyConfigValue from an earlier .append()
-        value = value.get_value([])
-    return list(value)
-
-
 def configure(c, s) -> None:
     """Add the report endpoint to the hub (one limiter for the hub process)."""
-    handlers = [h for h in _current(c.JupyterHub, "extra_handlers") if h[0] != ROUTE]
+    handlers = [h for h in config_list(c.JupyterHub, "extra_handlers") if h[0] != ROUTE]
     c.JupyterHub.extra_handlers = handlers + [
         (ROUTE, RefusalReportHandler, {"db_url": s.database_url, "limiter": RefusalLimiter()}),
     ]

@@ -21,6 +21,15 @@ def proxy_command() -> list[str]:
     return [found]
 
 
+def config_list(section, key: str) -> list:
+    """A list setting as a plain list, whether other configurers set it or `.append()`ed to it (which
+    leaves a traitlets LazyConfigValue); for configurers that add to `services`, `load_roles`..."""
+    value = section[key] if key in section else []
+    if hasattr(value, "get_value"):
+        value = value.get_value([])
+    return list(value)
+
+
 def use_wal(db_url: str) -> None:
     """Put JupyterHub's own SQLite file in WAL mode (a persistent property of the file): a commit
     then appends to the log instead of rewriting pages under a rollback journal, which is most of

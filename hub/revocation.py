@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, selectinload
 from . import audit, clock, db, permissions, secrets_store
 from .errors import PermissionDenied
 from .hubapi import HubAPI, HubRefused, HubUnavailable, RunningServer
+from .hubconfig import config_list
 from .models import Account, Project
 
 SERVICE = "access-reconciler"
@@ -170,25 +171,18 @@ def service_token(state_dir: Path) -> str:
     return secrets_store.ensure_file(state_dir, TOKEN_FILE, lambda: secrets.token_hex(32).encode()).decode().strip()
 
 
-def _current(section, key: str, empty):
-    value = section[key] if key in section else empty
-    if hasattr(value, "get_value"):  # traitlets LazyConfigValue from an earlier .append()
-        value = value.get_value(empty)
-    return list(value)
-
-
 def configure(c, s) -> None:
     """Register the access-reconciler service, its token and its minimal role with the hub."""
     env = {k: os.environ[k] for k in ("ENCLAVE_CONFIG", "ENCLAVE_STATE_DIR") if os.environ.get(k)}
     env.setdefault("ENCLAVE_STATE_DIR", str(s.state_dir))
-    services = [svc for svc in _current(c.JupyterHub, "services", []) if svc.get("name") != SERVICE]
+    services = [svc for svc in config_list(c.JupyterHub, "services") if svc.get("name") != SERVICE]
     c.JupyterHub.services = services + [{
         "name": SERVICE,
         "command": [sys.executable, "-m", "hub.revocation"],
         "api_token": service_token(s.state_dir),
         "environment": env,
     }]
-    roles = [r for r in _current(c.JupyterHub, "load_roles", []) if r.get("name") != SERVICE]
+    roles = [r for r in config_list(c.JupyterHub, "load_roles") if r.get("name") != SERVICE]
     c.JupyterHub.load_roles = roles + [{"name": SERVICE, "scopes": list(SCOPES), "services": [SERVICE]}]
 
 

@@ -27,6 +27,7 @@ from traitlets import Any, Float, Integer, List, Unicode, default
 from . import admission, audit, clock, db, network, paths, permissions
 from .errors import PermissionDenied
 from .hardening import Policy, harden, inspect_violations, tmpfs_options, violations
+from .hubconfig import config_list
 from .models import Account, Project
 
 
@@ -266,10 +267,7 @@ def home_projects(db_url: str):
 # -- configuration ---------------------------------------------------------------------------------
 def _extend(section, key: str, items: list) -> None:
     """Add to a list setting other configurers may also add to (kept a plain list)."""
-    current = section[key] if key in section else []
-    if hasattr(current, "get_value"):  # traitlets LazyConfigValue from an earlier .append()
-        current = current.get_value([])
-    section[key] = list(current) + items
+    section[key] = config_list(section, key) + items
 
 
 def configure(c, s) -> None:

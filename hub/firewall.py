@@ -27,7 +27,8 @@ from pathlib import Path
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
-def _ipv6_enabled() -> bool:
+def ipv6_kernel() -> bool:
+    """Whether this kernel has IPv6 (no ip6tables rules, no IPv6 sysctl in containers without it)."""
     return Path("/proc/net/if_inet6").exists()
 
 
@@ -45,7 +46,7 @@ class Firewall:
     api_port: int
     chain: str = "ENCLAVE"
     runner: Runner = field(default=_run, repr=False)
-    ipv6: bool = field(default_factory=_ipv6_enabled)  # a kernel without IPv6 needs no ip6tables rules
+    ipv6: bool = field(default_factory=ipv6_kernel)  # a kernel without IPv6 needs no ip6tables rules
 
     @property
     def families(self) -> tuple[int, ...]:

@@ -24,7 +24,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from traitlets import Any, Float, Integer, List, Unicode, default
 
-from . import admission, audit, clock, db, network, paths, permissions
+from . import admission, audit, clock, db, firewall, network, paths, permissions
 from .errors import PermissionDenied
 from .hardening import Policy, harden, inspect_violations, tmpfs_options, violations
 from .hubconfig import config_list
@@ -148,7 +148,7 @@ class ProjectSpawner(DockerSpawner):
             nano_cpus=int(self.cpu_limit * 1e9),
             pids_limit=self.pids_limit,
             tmpfs={p: tmpfs_options(p, self.tmpfs_size) for p in self.tmpfs_paths},
-            ipv6_kernel=os.path.exists("/proc/net/if_inet6"),
+            ipv6_kernel=firewall.ipv6_kernel(),
         )
         ip_port = await super().start()
         await self._wait_answering(*ip_port)
@@ -273,8 +273,6 @@ def _extend(section, key: str, items: list) -> None:
 def configure(c, s) -> None:
     """Spawner, hub API address, idle culler and home page data from the [spawner] settings."""
     import sys
-
-    from . import firewall
 
     sp = s.spawner
     c.JupyterHub.spawner_class = "hub.spawner.ProjectSpawner"

@@ -8,9 +8,6 @@ active enclave account. Roles become JupyterHub groups (researcher / steward / a
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
 from jupyterhub.auth import Authenticator
 from sqlalchemy import select
 from tornado import web
@@ -18,10 +15,6 @@ from traitlets import Any, Bool, Unicode
 
 from . import db, enrolment, login, passwords
 from .models import Account, AccountStatus
-
-
-# Quick lookups get their own thread so they never queue behind password hashing.
-_LOOKUP = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enclave-lookup")
 
 
 class EnclaveAuthenticator(Authenticator):
@@ -59,14 +52,14 @@ class EnclaveAuthenticator(Authenticator):
         info = (authentication or {}).get("user_info") or {}
         if info.get("enclave_status") == AccountStatus.active.value and authentication.get("name") == username:
             return True  # decided by password_login moments ago, inside its write transaction
-        if await asyncio.get_running_loop().run_in_executor(_LOOKUP, self._active, username):
+        if await db.off_loop(self._active, username):
             return True
         return False  # explicit deny: not an active enclave account
 
     async def refresh_user(self, user, handler=None):
         """Every `[auth] recheck_seconds` a session re-checks its account: disabled, reset or deleted
         accounts lose access to a session they already had (the person must log in again)."""
-        if await asyncio.get_running_loop().run_in_executor(_LOOKUP, self._active, user.name):
+        if await db.off_loop(self._active, user.name):
             return True
         self.log.warning("Session of %s ended: the enclave account is no longer active", user.name)
         return False

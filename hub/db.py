@@ -8,8 +8,11 @@ PostgreSQL database with JupyterHub's own alembic-managed tables.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -54,6 +57,16 @@ def transaction(url: str) -> Iterator[Session]:
     """A session whose changes commit together at the end, or not at all."""
     with sessionmaker_for(url).begin() as session:
         yield session
+
+
+# Short database work from the hub's event loop (session re-checks, audit writes): its own thread, so
+# it never queues behind logins' password hashing (hub.passwords.run has that pool).
+_QUICK = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enclave-db")
+
+
+async def off_loop(fn, *args):
+    """Run short blocking database work `fn(*args)` off the event loop, one call at a time."""
+    return await asyncio.get_running_loop().run_in_executor(_QUICK, functools.partial(fn, *args))
 
 
 def alembic_config(url: str) -> AlembicConfig:

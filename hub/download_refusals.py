@@ -17,19 +17,17 @@ carried by the user's next recorded event.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.user import User
 from tornado import web
 
-from . import audit
+from . import audit, db
 from .errors import Invalid
 from .hubconfig import config_list
 from .login import write_transaction
@@ -42,10 +40,6 @@ MAX_PATH_CHARS = 1024
 MAX_FORMAT_CHARS = 32
 PER_WINDOW = 20
 WINDOW_SECONDS = 60.0
-
-# Audit writes leave the event loop and queue behind each other, never behind logins' password hashing.
-_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enclave-refusals")
-
 
 @dataclass(frozen=True)
 class Refusal:
@@ -176,12 +170,11 @@ class RefusalReportHandler(APIHandler):
             raise web.HTTPError(400, "%s", exc.message) from None
 
         decision = self.limiter.admit(user.name)
-        loop = asyncio.get_running_loop()
         if decision.record:
             detail = refusal.detail()
             if decision.dropped_before:
                 detail["suppressed_before"] = decision.dropped_before
-            await loop.run_in_executor(_WRITER, record, self.enclave_db_url, user.name, spawner.name, detail)
+            await db.off_loop(record, self.enclave_db_url, user.name, spawner.name, detail)
             self.set_status(201)
             self.finish(json.dumps({"recorded": True, "remaining": decision.remaining,
                                     "resets_in": round(decision.resets_in, 1)}))
@@ -189,7 +182,7 @@ class RefusalReportHandler(APIHandler):
         if decision.summary:  # once per window, so a loop floods neither the audit log nor this log
             detail = {"kind": "suppressed", "limit": self.limiter.per_window,
                       "window_seconds": self.limiter.window_seconds, "first_dropped": refusal.detail()}
-            await loop.run_in_executor(_WRITER, record, self.enclave_db_url, user.name, spawner.name, detail)
+            await db.off_loop(record, self.enclave_db_url, user.name, spawner.name, detail)
             self.log.warning("refusal reports from %s/%s over %d per %.0f s: counted, not recorded one by one "
                              "for %.0f s", user.name, spawner.name, self.limiter.per_window,
                              self.limiter.window_seconds, decision.resets_in)

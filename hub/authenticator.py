@@ -40,7 +40,7 @@ class EnclaveAuthenticator(Authenticator):
         return {
             "name": who.username, "admin": who.role == "admin", "groups": [who.role],
             # what password_login just established, in the same request; check_allowed reads it
-            "user_info": {"enclave_role": who.role, "enclave_status": AccountStatus.active.value},
+            "user_info": {"enclave_status": AccountStatus.active.value},
         }
 
     def _active(self, username: str) -> bool:

@@ -330,31 +330,30 @@ def find_input_rows(state_dir, project: str, frame: pd.DataFrame) -> list[int]:
     for pos, name in enumerate(frame.columns):
         by_name.setdefault(normalise_name(name), pos)
     hit = np.zeros(n, dtype=bool)
-    cache: dict[int, pa.Array] = {}
+    cache: dict[str, np.ndarray] = {}
 
-    def col(pos: int) -> pa.Array:
-        if pos not in cache:
-            cache[pos] = _frame_column(frame.iloc[:, pos])
-        return cache[pos]
+    def hashed(name: str) -> np.ndarray:
+        """Each frame column is converted and hashed once, however many datasets compare against it."""
+        if name not in cache:
+            cache[name] = hash_column(_frame_column(frame.iloc[:, by_name[name]]))
+        return cache[name]
 
     for meta in datasets(state_dir, project):
         folder: Path = meta["_folder"]
         name = meta["dataset"]
         cols = meta["columns"]
-        ids = meta["id_columns"]
-        rest_cols = [c for c in cols if c not in ids]
+        id_cols = meta["id_columns"]
+        rest_cols = [c for c in cols if c not in id_cols]
         if len(cols) >= MIN_ROW_COLUMNS and all(c in by_name for c in cols):
-            full, _ = _row_hashes({c: hash_column(col(by_name[c])) for c in cols}, ids)
+            full, _ = _row_hashes({c: hashed(c) for c in cols}, id_cols)
             hit |= _member(full, np.load(folder / f"{name}.rows.npy", mmap_mode="r"))
         if meta.get("rest") and len(rest_cols) >= MIN_ROW_COLUMNS and all(c in by_name for c in rest_cols):
-            _, rest = _row_hashes({c: hash_column(col(by_name[c])) for c in rest_cols} | {
-                i: np.zeros(n, np.uint64) for i in ids}, ids)
+            rest = combine([hashed(c) for c in sorted(rest_cols)])  # as _row_hashes builds it on import
             hit |= _member(rest, np.load(folder / f"{name}.rest.npy", mmap_mode="r"))
-        for i, c in enumerate(meta["id_columns"]):
+        for i, c in enumerate(id_cols):
             if c in by_name:
-                ids = np.load(folder / f"{name}.id.{i}.npy", mmap_mode="r")
-                h = hash_column(col(by_name[c]))
-                hit |= _member(h, ids) & (h != _NULL)
+                h = hashed(c)
+                hit |= _member(h, np.load(folder / f"{name}.id.{i}.npy", mmap_mode="r")) & (h != _NULL)
     return [int(i) for i in np.flatnonzero(hit)]
 
 

@@ -47,10 +47,16 @@ def check(path: Path, policy: Policy, name: str) -> list[Finding]:
     return findings
 
 
+def _files(out: dict) -> list[dict]:
+    """The output's file entries, ignoring anything a hand-edited results.json put in their place."""
+    files = out.get("files")
+    return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
 def output_findings(uid: str, out: dict) -> list[Finding]:
     status = str(out.get("status", "")).lower()
     severity = _SEVERITY.get(status, "review")
-    files = [f for f in out.get("files") or [] if isinstance(f, dict)] if isinstance(out.get("files"), list) else []
+    files = _files(out)
     names = ", ".join(str(f.get("name")) for f in files) or "no file"
     method = (out.get("properties") or {}).get("method") if isinstance(out.get("properties"), dict) else None
     what = f"ACRO output '{uid}'" + (f" ({method}" if method else " (") + f"; {names})"
@@ -62,9 +68,7 @@ def output_findings(uid: str, out: dict) -> list[Finding]:
         sdc = f.get("sdc") or {}
         cells = sdc.get("cells") if isinstance(sdc, dict) else None
         for rule, positions in (cells.items() if isinstance(cells, dict) else []):
-            if not positions:
-                continue
-            if not isinstance(positions, list):
+            if not positions or not isinstance(positions, list):
                 continue
             pairs = [(str(p[0]), str(p[1])) for p in positions if isinstance(p, (list, tuple)) and len(p) == 2]
             if not pairs:
@@ -99,7 +103,7 @@ def beside(path: Path, name: str) -> list[Finding]:
     base = PurePosixPath(name).name
     found: list[Finding] = []
     for uid, out in outputs.items():
-        files = [f for f in out.get("files") or [] if isinstance(f, dict)] if isinstance(out.get("files"), list) else []
+        files = _files(out)
         if any(PurePosixPath(str(f.get("name", ""))).name == base for f in files):
             found += output_findings(uid, out)
     return found

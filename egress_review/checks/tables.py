@@ -298,9 +298,10 @@ class TableAnalyzer:
                                f"(in {_names(zeros)}): {why}" + _more(total, cells), cells=cells))
         by_column = [c.hidden_cell for c in counts
                      if c.hidden_outside_total == 1 and c.total_shown and c.hidden_cell is not None]
-        recoverable = self.recoverable_cells + [cell for cell in by_column if cell not in self.recoverable_cells]
+        extra = [cell for cell in by_column if cell not in self.recoverable_cells]  # not already found row-wise
+        recoverable = self.recoverable_cells + extra
         if recoverable:
-            n = self.recoverable + len([c for c in by_column if c not in self.recoverable_cells])
+            n = self.recoverable + len(extra)
             out.append(Finding(
                 "recoverable_suppression", "fail",
                 f"{where}{n:,} suppressed cell{'s' if n > 1 else ''} can be worked out from a total (the only "

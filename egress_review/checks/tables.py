@@ -41,8 +41,9 @@ LABEL_NAME = re.compile(
 )
 EXTREME_NAME = re.compile(r"(^|_)(min|max|minimum|maximum|mini|maxi|highest|lowest|largest|smallest)($|_)")
 CONTRIBUTION = re.compile(r"^(.+)__top(\d+)$")
-TOTAL = re.compile(r"^(total|totals|all|overall|ensemble|sum|somme|tous|toutes)$|^total_")
-TOTAL_LABEL = r"^\s*(total|totals|all|overall|ensemble|sum|somme|tous|toutes)\b"
+_TOTAL_WORDS = "total|totals|all|overall|ensemble|sum|somme|tous|toutes"
+TOTAL = re.compile(rf"^({_TOTAL_WORDS})$|^total_")  # a column of totals, by its normalised name
+TOTAL_LABEL = rf"^\s*({_TOTAL_WORDS})\b"  # a row of totals, by its label (Arrow regex)
 
 
 def _numeric(t: pa.DataType) -> bool:

@@ -5,7 +5,9 @@ port the host listens on at its gateway address. The enclave therefore owns two 
 family, matched on the project bridges' name prefix (`<bridge_prefix>+`):
 
 - ``<chain>-INPUT`` (jumped to from INPUT): from a project bridge, only replies and new TCP connections
-  to the hub API port on a local address are accepted; everything else is rejected. The hub API port
+  to the hub API port on *that bridge's own* address (the project gateway: `addrtype --limit-iface-in`)
+  are accepted; the same port on any other host address (docker0, another project's gateway, the host's
+  LAN address) and everything else is rejected. The hub API port
   is also rejected from every other interface but loopback (the hub listens on 0.0.0.0 so containers
   on any project network can reach it).
 - ``<chain>-FWD`` (jumped to from DOCKER-USER, else FORWARD): nothing is forwarded to or from a project
@@ -66,7 +68,7 @@ class Firewall:
         reject = "icmp-admin-prohibited" if family == 4 else "icmp6-adm-prohibited"
         rules = [f"-i {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]
         if family == 4:  # project networks are IPv4 only; nothing over IPv6 is allowed
-            rules.append(f"-i {br} -p tcp -m tcp --dport {self.api_port} -m addrtype --dst-type LOCAL -j ACCEPT")
+            rules.append(f"-i {br} -p tcp -m tcp --dport {self.api_port} -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT")
         rules += [
             f"-i {br} -j REJECT --reject-with {reject}",
             f"! -i lo -p tcp -m tcp --dport {self.api_port} -j REJECT --reject-with tcp-reset",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import seccomp
+
 DATA_MOUNT = "/data"
 WORK_MOUNT = "/home/jovyan/work"
 USER = "1000:100"  # jovyan:users, as in the Jupyter docker stacks
@@ -38,6 +40,11 @@ class Policy:
     tmpfs: dict[str, str] = field(default_factory=dict)
     user: str = USER
     ipv6_kernel: bool = True  # the sysctl exists only on kernels with IPv6
+    seccomp_opt: str = field(default_factory=seccomp.security_opt)  # Docker's default minus ptrace (hub.seccomp)
+
+    @property
+    def security_opt(self) -> list[str]:
+        return ["no-new-privileges", self.seccomp_opt]
 
     @property
     def binds(self) -> dict[str, dict[str, str]]:
@@ -52,7 +59,7 @@ class Policy:
             tmpfs=dict(self.tmpfs),
             read_only=True,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=self.security_opt,
             pids_limit=self.pids_limit,
             mem_limit=self.mem_limit,
             memswap_limit=self.mem_limit,  # no swap on top of the memory limit
@@ -110,7 +117,10 @@ def inspect_violations(info: dict, policy: Policy) -> list[str]:
     want("HostConfig.Privileged", hc.get("Privileged"), False)
     want("HostConfig.CapDrop", [c.upper().removeprefix("CAP_") for c in hc.get("CapDrop") or []], ["ALL"])
     want("HostConfig.CapAdd", hc.get("CapAdd") or [], [])
-    want("HostConfig.SecurityOpt", hc.get("SecurityOpt"), ["no-new-privileges"])
+    if hc.get("SecurityOpt") != policy.security_opt:  # (the profile is long: name the part that differs)
+        given = [o if not o.startswith("seccomp=") or o == policy.seccomp_opt else "seccomp=<another profile>"
+                 for o in hc.get("SecurityOpt") or []]
+        found.append(f"HostConfig.SecurityOpt is {given!r}, must be no-new-privileges and the enclave's seccomp profile")
     want("HostConfig.NetworkMode", hc.get("NetworkMode"), policy.network)
     want("HostConfig.PidsLimit", hc.get("PidsLimit"), policy.pids_limit)
     want("HostConfig.Memory", hc.get("Memory"), policy.mem_limit)

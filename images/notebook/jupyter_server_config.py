@@ -1,7 +1,17 @@
 # Single-user server policy of the enclave notebook image (/etc/jupyter, root-owned, read-only).
 # JUPYTER_CONFIG_DIR points here too, so no user-writable folder can add a config that loosens it.
 # Limits come from the environment the spawner sets: see enclave_policy/limits.py.
+import ctypes
+
 from enclave_policy.limits import PolicyLimits
+
+# The server cannot be taken over by code in its own kernels (same uid, no Yama on these hosts): the
+# enclave's seccomp profile refuses ptrace (hub/seccomp.py), and a non-dumpable process's /proc/<pid>/mem,
+# environ and fds belong to root, so a kernel can neither read nor write them. Set here, in the server
+# process, before any kernel exists; only the process itself (or an exec) can change it back.
+PR_SET_DUMPABLE = 4
+if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+    raise SystemExit("enclave policy: could not make the notebook server non-dumpable")
 
 c = get_config()  # noqa: F821 (provided by traitlets when this file is loaded)
 limits = PolicyLimits.from_env()

@@ -105,6 +105,11 @@ def test_project_container_reaches_the_hub_api_and_nothing_else(site, host_serve
         assert site.probe(box, beta_ip, 8888) in BLOCKED
         # ... and the other project's gateway offers nothing but the hub API either
         assert site.probe(box, _gateway(other_project, net_b), host_server) in BLOCKED
+        # the hub API answers on the container's own gateway only: not on another project's gateway, nor
+        # on any other host address (another bridge's, here the "outside" network's gateway)
+        assert site.probe(box, gw, hub.api_port) == "open"
+        assert site.probe(box, _gateway(other_project, net_b), hub.api_port) in BLOCKED
+        assert site.probe(box, outside_gw, hub.api_port) in BLOCKED
 
         # 4. another researcher's server in the same project: inter-container traffic is off
         cat_ip = _ip(same_project, net_a)

@@ -9,7 +9,6 @@ with a token instead of `jupyterhub-singleuser` (no hub here), which loads the s
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -20,6 +19,9 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from hub import seccomp
+from tests.support.kernel import run_cell
 
 # The first test may build the image from nothing (6-10 minutes on 2 cores): above the default timeout.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -97,7 +99,7 @@ def notebook(docker_client, notebook_image, tmp_path_factory):
             str(data): {"bind": "/data", "mode": "ro"},
         },
         cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
+        security_opt=["no-new-privileges", seccomp.security_opt()],
         pids_limit=256,
         mem_limit="2g",
     )
@@ -181,7 +183,7 @@ def test_jupyterhub_singleuser_loads_the_same_policy(docker_client, notebook_ima
     container = docker_client.containers.run(
         notebook_image, name=f"enclave-nbtest-su-{uuid.uuid4().hex[:10]}", detach=True,
         network_mode="none", read_only=True, tmpfs={"/tmp": "rw,size=64m"}, cap_drop=["ALL"],
-        security_opt=["no-new-privileges"], environment=hub_env,
+        security_opt=["no-new-privileges", seccomp.security_opt()], environment=hub_env,
     )
     try:
         deadline = time.monotonic() + 90
@@ -201,50 +203,8 @@ def test_kernelspecs_offer_python_and_r(notebook):
     assert {"python3", "ir"} <= set(specs)
 
 
-async def _execute(notebook: Notebook, kernel: str, code: str) -> str:
-    """Start `kernel` through the server, run one cell over the kernel websocket, return its output."""
-    from tornado.httpclient import HTTPRequest
-    from tornado.websocket import websocket_connect
-
-    started = notebook.http.post(notebook.url + "/api/kernels", json={"name": kernel}, timeout=60)
-    assert started.status_code == 201, started.text
-    kernel_id = started.json()["id"]
-    ws_url = notebook.url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
-    conn = await websocket_connect(
-        HTTPRequest(ws_url, headers={"Authorization": f"token {notebook.token}"}, connect_timeout=30)
-    )
-    msg_id = uuid.uuid4().hex
-    conn.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                   "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": False,
-                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-    }))
-    output, idle = [], False
-    deadline = time.monotonic() + 240  # a kernel starts slowly on a busy 2-core machine
-    try:
-        while time.monotonic() < deadline:
-            raw = await asyncio.wait_for(conn.read_message(), timeout=deadline - time.monotonic())
-            assert raw is not None, "kernel websocket closed"
-            msg = json.loads(raw)
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                output.append(content["text"])
-            elif kind in ("execute_result", "display_data"):
-                output.append(content["data"].get("text/plain", ""))
-            elif kind == "error":
-                output.append("ERROR " + content["ename"] + ": " + content["evalue"])
-            elif kind == "status" and content["execution_state"] == "idle":
-                idle = True
-                break
-    finally:
-        conn.close()
-        notebook.http.delete(notebook.url + f"/api/kernels/{kernel_id}", timeout=60)
-    assert idle, f"{kernel} kernel did not finish the cell in time; output so far: {''.join(output)!r}"
-    return "".join(output)
+def _execute(notebook: Notebook, kernel: str, code: str) -> str:
+    return run_cell(notebook.url, notebook.http, kernel, code)
 
 
 def test_python_kernel_executes_a_cell(notebook):
@@ -253,12 +213,12 @@ def test_python_kernel_executes_a_cell(notebook):
         "df = pd.read_csv('/data/cohort.csv')\n"
         "print('mean age', df.age.mean())"
     )
-    assert "mean age 42.5" in asyncio.run(_execute(notebook, "python3", code))
+    assert "mean age 42.5" in _execute(notebook, "python3", code)
 
 
 def test_r_kernel_executes_a_cell(notebook):
     code = "suppressMessages(library(data.table)); d <- fread('/data/cohort.csv'); cat('rows', nrow(d), sum(1:10))"
-    assert "rows 2 55" in asyncio.run(_execute(notebook, "ir", code))
+    assert "rows 2 55" in _execute(notebook, "ir", code)
 
 
 # --- the policy -----------------------------------------------------------------------------------

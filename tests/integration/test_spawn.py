@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub import audit, db
+from hub import audit, db, seccomp
 from hub.models import AuditEvent
 from hub.paths import workspace
 
@@ -50,7 +50,7 @@ def test_member_gets_a_hardened_container_with_read_only_data_and_own_workspace(
         assert hc["NetworkMode"] == f"{site.spawner['network_prefix']}{alpha}"
         assert list(attrs["NetworkSettings"]["Networks"]) == [hc["NetworkMode"]]
         assert hc["CapDrop"] == ["ALL"] and not hc["CapAdd"]
-        assert hc["SecurityOpt"] == ["no-new-privileges"]
+        assert hc["SecurityOpt"] == ["no-new-privileges", seccomp.security_opt()]  # Docker's default minus ptrace
         assert hc["ReadonlyRootfs"] is True and hc["Privileged"] is False
         assert hc["PidsLimit"] == 256
         assert hc["Memory"] == 768 * 1024**2 and hc["NanoCpus"] == 1_000_000_000

@@ -6,11 +6,12 @@ real containers; these show that configuration cannot weaken them and that bad v
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
 
-from hub import admission, firewall, hardening, network
+from hub import admission, firewall, hardening, network, seccomp
 from hub.errors import PermissionDenied
 from hub.settings import Settings, SettingsError
 
@@ -43,7 +44,7 @@ def test_invariants_win_over_hostile_extra_host_config():
         "/srv/data/cohort": {"bind": "/data", "mode": "ro"},
         "/state/workspaces/cohort/ann": {"bind": "/home/jovyan/work", "mode": "rw"},
     }
-    assert host["cap_drop"] == ["ALL"] and host["security_opt"] == ["no-new-privileges"]
+    assert host["cap_drop"] == ["ALL"] and host["security_opt"] == ["no-new-privileges", seccomp.security_opt()]
     assert host["read_only"] is True and host["network_mode"] == "enclave-cohort"
     assert create["user"] == "1000:100" and "volumes" not in create
     for key in ("privileged", "cap_add", "mounts", "pid_mode", "userns_mode", "devices", "port_bindings"):
@@ -56,7 +57,7 @@ def _inspect(policy, **changes):
         "Config": {"User": "1000:100"},
         "HostConfig": {
             "ReadonlyRootfs": True, "Privileged": False, "CapDrop": ["ALL"], "CapAdd": None,
-            "SecurityOpt": ["no-new-privileges"], "NetworkMode": policy.network, "PidsLimit": policy.pids_limit,
+            "SecurityOpt": ["no-new-privileges", seccomp.security_opt()], "NetworkMode": policy.network, "PidsLimit": policy.pids_limit,
             "Memory": policy.mem_limit, "NanoCpus": policy.nano_cpus, "Devices": [], "AutoRemove": True,
             "PidMode": "", "UTSMode": "", "UsernsMode": "", "Cgroup": "", "IpcMode": "private",
             "Tmpfs": dict(policy.tmpfs),
@@ -85,6 +86,8 @@ def test_inspect_check_accepts_a_correct_container():
     ("HostConfig.NetworkMode", "bridge"),
     ("HostConfig.PidMode", "host"),
     ("HostConfig.SecurityOpt", []),
+    ("HostConfig.SecurityOpt", ["no-new-privileges"]),  # Docker's default profile: ptrace allowed
+    ("HostConfig.SecurityOpt", ["no-new-privileges", "seccomp=unconfined"]),
     ("Config.User", "0"),
 ])
 def test_inspect_check_catches_what_docker_did_not_apply(path, value):
@@ -136,7 +139,7 @@ class Recorder:
 def test_firewall_rules_allow_only_the_hub_api_from_project_bridges():
     fw = firewall.Firewall(bridge_prefix="enc-", api_port=8081, chain="ENCLAVE", runner=Recorder())
     v4 = fw.restore_script(4)
-    assert "-A ENCLAVE-INPUT -i enc-+ -p tcp -m tcp --dport 8081 -m addrtype --dst-type LOCAL -j ACCEPT" in v4
+    assert "-A ENCLAVE-INPUT -i enc-+ -p tcp -m tcp --dport 8081 -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT" in v4
     assert "-A ENCLAVE-INPUT -i enc-+ -j REJECT --reject-with icmp-admin-prohibited" in v4
     assert "-A ENCLAVE-FWD -i enc-+ -j REJECT" in v4 and "-A ENCLAVE-FWD -o enc-+ -j REJECT" in v4
     assert v4.index("--dport 8081") < v4.index("-i enc-+ -j REJECT")  # accept before the catch-all
@@ -231,3 +234,26 @@ def test_configure_sets_spawner_culler_and_hub_api_address(tmp_path):
     role = next(r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
     assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
     assert c.ProjectSpawner.remove is True and c.ProjectSpawner.allowed_images == []
+
+
+def test_seccomp_profile_is_dockers_default_without_ptrace():
+    """The profile allows what Docker's default allows (its rules are kept) but never a DENIED syscall."""
+    profile = json.loads(seccomp.profile())
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    allowed = {n for r in profile["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" for n in r["names"]}
+    assert not allowed & set(seccomp.DENIED)
+    assert {"read", "write", "openat", "clone", "execve", "socket", "connect", "mmap", "futex"} <= allowed
+    refused = [r for r in profile["syscalls"] if r["action"] == "SCMP_ACT_ERRNO" and set(r["names"]) & set(seccomp.DENIED)]
+    assert refused == [{"names": list(seccomp.DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    assert seccomp.derive(profile) == profile  # re-deriving the committed profile changes nothing
+
+
+def test_seccomp_derive_takes_ptrace_out_of_every_allow_rule():
+    default = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read", "ptrace"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}},
+        {"names": ["kcmp", "process_vm_readv"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_PTRACE"]}},
+    ]}
+    out = seccomp.derive(default)
+    assert out["syscalls"][0] == {"names": ["read"], "action": "SCMP_ACT_ALLOW"}
+    assert len(out["syscalls"]) == 2 and out["syscalls"][1]["action"] == "SCMP_ACT_ERRNO"

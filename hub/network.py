@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 from collections.abc import Awaitable, Callable
 
 from docker.errors import APIError, NotFound
@@ -23,6 +24,17 @@ LABEL = "org.enclave.project"
 
 def network_name(prefix: str, slug: str) -> str:
     return f"{prefix}{slug}"
+
+
+def container_name(prefix: str, key: bytes, username: str, slug: str) -> str:
+    """`<prefix>-<20 hex>`: stable for a (user, project), and saying nothing about either.
+
+    Docker's DNS on a project network answers every container's name to every other container on it,
+    so a name like `enclave-alice--cancer` would tell a neighbour who works on what. The name is a
+    keyed hash (the key lives in state_dir), so it cannot be confirmed by guessing names either.
+    """
+    digest = hmac.new(key, f"{username}\0{slug}".encode(), hashlib.sha256).hexdigest()[:20]
+    return f"{prefix}-{digest}"
 
 
 def bridge_name(prefix: str, slug: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,11 +25,14 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from traitlets import Any, Float, Integer, List, Unicode, default
 
-from . import admission, audit, clock, db, firewall, network, paths, permissions
+from . import admission, audit, clock, db, firewall, network, paths, permissions, secrets_store
 from .errors import PermissionDenied
 from .hardening import Policy, harden, inspect_violations, tmpfs_options, violations
 from .hubconfig import config_list
 from .models import Account, Project
+
+
+CONTAINER_NAME_KEY = "container_names.key"
 
 
 class ProjectSpawner(DockerSpawner):
@@ -66,6 +70,14 @@ class ProjectSpawner(DockerSpawner):
     def _project_network(self):
         # Deterministic, so a hub restart that finds a running container still knows its network.
         return network.network_name(self.network_prefix, self.name) if self.name else "none"
+
+    @default("object_name")
+    def _object_name_default(self) -> str:
+        """The container's name: opaque (hub.network.container_name), never the user's or project's."""
+        key = secrets_store.ensure_file(
+            Path(self.enclave_state_dir), CONTAINER_NAME_KEY, lambda: secrets.token_hex(32).encode()
+        )
+        return network.container_name(self.prefix, key, self.user.name, self.name or "")
 
     @default("use_internal_ip")
     def _internal_ip(self):

@@ -216,8 +216,11 @@ def ask_release(page, hub_url: str, path: str, name: str, context: str, controls
 # -- the test --------------------------------------------------------------------------------------------
 
 def container_name(site, username: str) -> str:
-    """DockerSpawner's name for a named server: {prefix}-{user}--{project} (prefix unique to this test)."""
-    return f"{site.spawner['network_prefix'].rstrip('-')}-{username}--{PROJECT}"
+    """The container of <username>'s server in PROJECT (found by its labels: its name is opaque)."""
+    found = site.docker.containers.list(
+        filters={"label": [f"org.enclave.project={PROJECT}", f"org.enclave.user={username}"]})
+    assert len(found) == 1, f"expected one container for {username}/{PROJECT}, found {found}"
+    return found[0].name
 
 
 def _demo_links(out: str) -> dict[str, str]:

@@ -3,7 +3,8 @@
 JupyterHub runs authenticate -> normalize_username -> check_blocked_users -> check_allowed ->
 post_auth_hook; refusals are raised as HTTPError(403, message), which JupyterHub's LoginHandler shows
 on the re-rendered login form. `check_allowed` ends in an explicit deny for anything that is not an
-active enclave account. Roles become JupyterHub groups (researcher / steward / admin).
+active enclave account. Roles become JupyterHub groups (researcher / steward / admin), whose scopes
+hub.roles sets; nobody is a JupyterHub admin.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from tornado import web
 from traitlets import Any, Bool, Unicode
 
-from . import db, enrolment, login, passwords
+from . import db, enrolment, login, passwords, roles, sessions
 from .models import Account, AccountStatus
 
 
@@ -36,9 +37,10 @@ class EnclaveAuthenticator(Authenticator):
             )
         except login.LoginRefused as exc:
             self.log.warning("Login refused: %s", exc.detail)
+            await sessions.after_refused_login(handler, exc, s.database_url)
             raise _forbidden(str(exc)) from None
         return {
-            "name": who.username, "admin": who.role == "admin", "groups": [who.role],
+            **roles.auth_model(who.username, who.role),
             # what password_login just established, in the same request; check_allowed reads it
             "user_info": {"enclave_status": AccountStatus.active.value},
         }

@@ -80,6 +80,13 @@ class HubAPI:
             return True
         return self.wait_gone(user, name, wait)
 
+    def end_sessions(self, user: str, reason: str, actor: str) -> dict:
+        """Delete every token and hub cookie session of `user` (hub.sessions); what was ended."""
+        r = self._call("DELETE", f"/enclave/sessions/{quote(user, safe='')}", params={"reason": reason, "actor": actor})
+        if r.status_code == 404:
+            raise HubRefused(f"this hub cannot end sessions (HTTP 404 at {r.url})")
+        return r.json()
+
     def wait_gone(self, user: str, name: str, wait: float = 60.0) -> bool:
         """True once the hub no longer reports the server as running, starting or stopping."""
         deadline = time.monotonic() + wait

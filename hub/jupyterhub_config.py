@@ -23,8 +23,10 @@ CONFIGURERS = [
     "hub.authenticator",  # password + TOTP login, enrolment page
     "egress_review.service",  # output review service at /services/egress/ (HubOAuth)
     "hub.revocation",  # access-reconciler service: stops servers whose access has ended
+    "hub.sessions",  # DELETE /hub/api/enclave/sessions/<name>: ending access ends cookies and tokens
     "hub.download_refusals",  # POST /hub/api/enclave/refusals: notebook servers report refused downloads
     "hub.oidc",  # [oidc] enabled: institutional SSO + enclave TOTP step (replaces the authenticator)
+    "hub.roles",  # last: what each enclave role may do (nobody is a hub admin, no user tokens)
 ]
 
 for name in CONFIGURERS:

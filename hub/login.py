@@ -40,6 +40,7 @@ class LoginRefused(EnclaveError):
 
     reason = "refused"
     status = 403
+    locked_account: str | None = None  # set when this refusal locked the account (its sessions must end)
 
 
 _SQLITE_LOCK = threading.Lock()
@@ -129,16 +130,20 @@ def _refuse(session: Session, settings, *, username: str, account: Account | Non
             reason: str, message: str, now: dt.datetime, extra: dict | None = None) -> LoginRefused:
     """Count and audit a failure in `session`; return the exception for the caller to raise."""
     detail = {"reason": reason, "source": source, **(extra or {})}
+    locked = None
     if account is not None and reason in _ACCOUNT_FAILURES:
         account.failed_logins = (account.failed_logins or 0) + 1
         if account.failed_logins >= settings.auth.lockout_threshold:
             account.locked_until = now + dt.timedelta(minutes=settings.auth.lockout_minutes)
             account.failed_logins = 0
             detail["locked_until"] = account.locked_until.isoformat(timespec="seconds")
+            locked = account.username
     if reason in _SOURCE_FAILURES:
         _count_source_failure(session, settings, source, now)
     audit.record(session, username[:64] or "?", "login.failed", username[:255], detail)
-    return LoginRefused(message, reason=reason, detail=f"{username!r} from {source}: {reason}")
+    refusal = LoginRefused(message, reason=reason, detail=f"{username!r} from {source}: {reason}")
+    refusal.locked_account = locked
+    return refusal
 
 
 def _succeed(session: Session, account: Account, source: str, method: str) -> LoggedIn:

@@ -31,6 +31,7 @@ from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuth
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, List, Unicode
 
+from . import roles, sessions
 from .errors import EnclaveError, PermissionDenied
 
 # Asymmetric only: an "HS256" token "signed" with the public key, or "none", must never verify.
@@ -289,9 +290,9 @@ def _forbidden(exc: EnclaveError):
     return err
 
 
-async def complete_login(handler, username: str, admin: bool, role: str):
+async def complete_login(handler, username: str, role: str):
     """Create/refresh the JupyterHub user and set its login cookie (the login is audited already)."""
-    user = await handler.auth_to_user({"name": username, "admin": admin, "groups": [role], "auth_state": None})
+    user = await handler.auth_to_user({**roles.auth_model(username, role), "auth_state": None})
     handler.set_login_cookie(user)
     handler.log.info("SSO login completed for %s", username)
     return user
@@ -320,10 +321,10 @@ class EnclaveOIDCCallbackHandler(OAuthCallbackHandler):
         decision: Decision = authenticated["auth_state"]["enclave"]["decision"]
         next_url = self.get_next_url()
         if decision.mfa_at_idp:
-            await complete_login(self, decision.username, decision.admin, decision.role)
+            await complete_login(self, decision.username, decision.role)
             return self.redirect(next_url)
         seconds = self.authenticator.pending_seconds
-        pending = {"u": decision.username, "a": decision.admin, "r": decision.role, "n": next_url,
+        pending = {"u": decision.username, "r": decision.role, "n": next_url,
                    "exp": time.time() + seconds}
         self._set_cookie(PENDING_COOKIE, json.dumps(pending), encrypted=True, path=self.hub.base_url,
                          expires_days=None, max_age=int(seconds))
@@ -385,9 +386,10 @@ def _mfa_handler_class():
                                     self.request.remote_ip)
             except LoginRefused as exc:
                 self.log.warning("SSO second factor refused: %s", exc.detail)
+                await sessions.after_refused_login(self, exc, self.authenticator.enclave_settings.database_url)
                 return await self._page(pending, error=str(exc), status=403)
             self.clear_cookie(PENDING_COOKIE, path=self.hub.base_url)
-            await complete_login(self, pending["u"], bool(pending["a"]), pending["r"])
+            await complete_login(self, pending["u"], pending["r"])
             next_url = pending.get("n") or ""
             if not next_url.startswith("/") or next_url.startswith("//"):
                 next_url = self.hub.base_url + "home"
@@ -494,7 +496,7 @@ class EnclaveOIDCAuthenticator(GenericOAuthenticator):
                                            enclave.get("source", ""), enclave["sub"])
             if decision.username == username:
                 enclave["decision"] = decision
-                auth_model["admin"] = decision.admin
+                auth_model["admin"] = False  # nobody is a JupyterHub admin (hub.roles)
                 return True
         return False  # explicit deny: no verified IdP login for an active enclave account
 

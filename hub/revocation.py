@@ -30,7 +30,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from . import audit, clock, db, permissions, secrets_store
+from . import audit, clock, db, permissions, secrets_store, sessions
 from .errors import PermissionDenied
 from .hubapi import HubAPI, HubRefused, HubUnavailable, RunningServer
 from .hubconfig import config_list
@@ -39,7 +39,7 @@ from .models import Account, Project
 SERVICE = "access-reconciler"
 ACTOR = f"service:{SERVICE}"
 TOKEN_FILE = "access_reconciler_token"
-SCOPES = ["list:users", "read:servers", "delete:servers"]
+SCOPES = ["list:users", "read:servers", "delete:servers", sessions.SCOPE]
 
 log = logging.getLogger(SERVICE)
 
@@ -164,6 +164,25 @@ def stop_now(settings, actor: str, *, user: str | None = None, project: str | No
     for rev, why in outcome.failed:
         print(f"could not stop notebook server {rev.user}/{rev.server}: {why}; {later}", file=out)
     return outcome
+
+
+def end_access_now(settings, actor: str, user: str, reason: str, *, project: str | None = None, out=None) -> None:
+    """After a committed change that ends a person's access: their servers (all, or the project's) stop
+    and every hub cookie session and token of theirs ends (hub.sessions), now if the hub runs."""
+    out = out or sys.stdout
+    stop_now(settings, actor, user=user, project=project, out=out)
+    api = local_api(settings)
+    if api is None:
+        return
+    try:
+        done = api.end_sessions(user, reason, actor)
+    except HubUnavailable:
+        return  # stop_now said so; the hub's cookies were in its database, which it re-reads at start
+    except HubRefused as exc:
+        print(f"could not end the sessions of '{user}' ({exc}); they end at its next session re-check "
+              f"({settings.auth.recheck_seconds} s) for cookies", file=out)
+        return
+    print(f"ended every session of '{user}' ({done.get('tokens', 0)} token(s) deleted, hub cookies invalid)", file=out)
 
 
 # -- the service -----------------------------------------------------------------------------------

@@ -96,5 +96,5 @@ def _remove_member(args) -> int:
     with db.transaction(s.database_url) as session:
         projects.remove_member(session, actor(), args.slug, args.user)
     print(f"removed '{args.user}' from '{args.slug}'")
-    revocation.stop_now(s, actor(), user=args.user, project=args.slug)
+    revocation.end_access_now(s, actor(), args.user, "not_member", project=args.slug)
     return 0

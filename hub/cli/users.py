@@ -35,7 +35,7 @@ def _add(args) -> int:
         account, token = accounts.add(session, actor(), args.name, role, s.auth.enrolment_valid_hours)
     print(f"created {account.role.value} '{account.username}'; enrolment link valid "
           f"{s.auth.enrolment_valid_hours:g} h, usable once:")
-    print(enrolment_url(s, token))
+    print(enrolment_url(s, token))  # last, so scripts can take the link from the last line
     return 0
 
 
@@ -56,7 +56,7 @@ def _disable(args) -> int:
     with db.transaction(s.database_url) as session:
         accounts.disable(session, actor(), args.name)
     print(f"disabled '{args.name}'")
-    revocation.stop_now(s, actor(), user=args.name)
+    revocation.end_access_now(s, actor(), args.name, "account_disabled")
     return 0
 
 
@@ -64,6 +64,7 @@ def _reset_mfa(args) -> int:
     s = load(args)
     with db.transaction(s.database_url) as session:
         token = enrolment.reset_mfa(session, s, actor(), args.name)
+    revocation.end_access_now(s, actor(), args.name, "mfa_reset")
     print(f"reset MFA of '{args.name}': old codes and recovery codes no longer work; the account must "
           f"enrol again with this link (valid {s.auth.enrolment_valid_hours:g} h, usable once):")
     print(enrolment_url(s, token))

@@ -205,7 +205,8 @@ def test_configure_registers_the_service_with_its_token_and_a_minimal_role(tmp_p
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"
     assert svc["command"][1:] == ["-m", "hub.revocation"]
     role = next(r for r in c.JupyterHub.load_roles if r["name"] == "access-reconciler")
-    assert role == {"name": "access-reconciler", "scopes": ["list:users", "read:servers", "delete:servers"],
+    assert role == {"name": "access-reconciler", "scopes": ["list:users", "read:servers", "delete:servers",
+                                                            "custom:enclave:end-sessions"],
                     "services": ["access-reconciler"]}
     assert [r["name"] for r in c.JupyterHub.load_roles] == ["idle-culler", "access-reconciler"]
 

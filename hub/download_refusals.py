@@ -10,9 +10,11 @@ credentials, never from the body: only a running notebook server's own API token
 token's user and the target its server's name, i.e. the project (the plain token is only in memory:
 after a hub restart no earlier server is left to report, as the enclave stops every server with the
 hub, `cleanup_servers`). The body only says what was refused
-(kind, path, size), each bounded and checked. A loop cannot flood the log: per user, at most
+(kind, path, size), each bounded and checked. A loop cannot flood the log: per user and kind, at most
 `PER_WINDOW` events per `WINDOW_SECONDS`, then one `suppressed` summary event; the number dropped is
-carried by the user's next recorded event.
+carried by the next recorded event of that user and kind. These reports are the container's word: a
+researcher can make them up (under their own name) or silence them; what the host itself refuses and
+measures is the host guard's record, not this one.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .login import write_transaction
 
 ACTION = "notebook.download_refused"
 ROUTE = r"/api/enclave/refusals"  # JupyterHub puts it under /hub/
-KINDS = ("files", "view", "nbconvert", "read_too_large", "write_too_large")
+KINDS = ("files", "view", "nbconvert", "read_too_large", "write_too_large", "link_outside")
 MAX_BODY_BYTES = 4096
 MAX_PATH_CHARS = 1024
 MAX_FORMAT_CHARS = 32
@@ -112,7 +114,7 @@ class Admission:
 
 @dataclass
 class RefusalLimiter:
-    """Per user, at most `per_window` events in a fixed window that starts at the user's first report."""
+    """Per key (a user and a kind), at most `per_window` events in a fixed window from its first report."""
 
     per_window: int = PER_WINDOW
     window_seconds: float = WINDOW_SECONDS
@@ -120,17 +122,17 @@ class RefusalLimiter:
     _windows: dict[str, _Window] = field(default_factory=dict)
     _carry: dict[str, int] = field(default_factory=dict)
 
-    def admit(self, user: str) -> Admission:
+    def admit(self, key: str) -> Admission:
         now = self.clock()
-        win = self._windows.get(user)
+        win = self._windows.get(key)
         if win is None or now - win.start >= self.window_seconds:
             if win is not None and win.dropped:
-                self._carry[user] = self._carry.get(user, 0) + win.dropped
-            win = self._windows[user] = _Window(start=now)
+                self._carry[key] = self._carry.get(key, 0) + win.dropped
+            win = self._windows[key] = _Window(start=now)
         resets_in = max(0.0, win.start + self.window_seconds - now)
         if win.recorded < self.per_window:
             win.recorded += 1
-            return Admission(True, dropped_before=self._carry.pop(user, 0),
+            return Admission(True, dropped_before=self._carry.pop(key, 0),
                              remaining=self.per_window - win.recorded, resets_in=resets_in)
         win.dropped += 1
         return Admission(False, summary=win.dropped == 1, resets_in=resets_in)
@@ -169,7 +171,9 @@ class RefusalReportHandler(APIHandler):
         except Invalid as exc:
             raise web.HTTPError(400, "%s", exc.message) from None
 
-        decision = self.limiter.admit(user.name)
+        # One window per user *and kind*: a loop of made-up reports of one kind cannot crowd out the
+        # others (the reports come from the researcher's container: claims, not the host's own record).
+        decision = self.limiter.admit(f"{user.name}\0{refusal.kind}")
         if decision.record:
             detail = refusal.detail()
             if decision.dropped_before:

@@ -3,13 +3,20 @@
 Reads (`GET /api/contents/<path>` with content) of one file larger than max_read_bytes and writes
 (`PUT`, including the file browser's chunked uploads, counted cumulatively) larger than
 max_write_bytes are refused with 413 and a message a researcher understands. Listing folders, opening
-and saving ordinary notebooks, renaming, deleting and checkpoints work as before. Each refusal is reported
-to the hub's audit log (`enclave_policy.report`, without waiting). The kernel still
-reads /data directly: that is the point of the enclave, and what it shows on screen is accepted.
+and saving ordinary notebooks, renaming, deleting and checkpoints work as before.
+
+Links: a symbolic link whose target lies outside the workspace (`ln -s /data/x ~/work/x` from a
+terminal, or a linked folder) is never followed: opening or writing through it answers 403, and a
+folder listing leaves it out. Links inside the workspace work as before.
+
+Each refusal is reported to the hub's audit log (`enclave_policy.report`, without waiting). The kernel
+still reads /data directly: that is the point of the enclave, and what it shows on screen is accepted.
 """
 
 from __future__ import annotations
 
+import contextvars
+import errno
 import json
 import os
 
@@ -36,6 +43,9 @@ def model_size(model: dict) -> int:
     return len(json.dumps(content).encode("utf-8"))
 
 
+_LISTING = contextvars.ContextVar("enclave_listing", default=False)  # inside a folder listing (this task)
+
+
 class SizeLimitedContentsManager(AsyncLargeFileManager):
     max_read_bytes = Integer(
         DEFAULT_MAX_READ_BYTES,
@@ -60,13 +70,38 @@ class SizeLimitedContentsManager(AsyncLargeFileManager):
         os_path = self._get_os_path(path.strip("/"))
         return os.path.getsize(os_path) if os.path.isfile(os_path) else None
 
-    def _refusal(self, doing: str, kind: str, path: str, size: int, message: str) -> HTTPError:
-        """Log and report one refusal; the caller raises the 413 returned."""
-        self.log.warning("enclave policy: refused %s %s (%d bytes)", doing, path, size)
+    def _refusal(self, doing: str, kind: str, path: str, size: int | None, message: str,
+                 status: int = 413) -> HTTPError:
+        """Log and report one refusal; the caller raises the HTTPError returned."""
+        self.log.warning("enclave policy: refused %s %s (%s bytes)", doing, path, size)
         report_refusal(kind, path, size)
-        return HTTPError(413, message)
+        return HTTPError(status, message)
+
+    def _leaves_workspace(self, path: str) -> bool:
+        """Whether `path`, with every link on the way resolved, ends outside the workspace."""
+        root = os.path.realpath(self.root_dir)
+        real = os.path.realpath(self._get_os_path(path.strip("/")))
+        return real != root and not real.startswith(root + os.sep)
+
+    def _check_inside(self, path: str, doing: str) -> None:
+        if not self._leaves_workspace(path):
+            return
+        if _LISTING.get():  # a folder listing: leave the entry out (jupyter_server skips EACCES quietly)
+            raise OSError(errno.EACCES, "link out of the workspace", path)
+        raise self._refusal(
+            doing, "link_outside", path, None,
+            f"{path} is a link to somewhere outside your workspace; the enclave does not follow it. "
+            "Read data from a notebook (e.g. pandas on /data) instead.", status=403,
+        )
 
     async def get(self, path, content=True, type=None, format=None, **kwargs):
+        self._check_inside(path, "opening")
+        if content and os.path.isdir(self._get_os_path(path.strip("/"))):
+            token = _LISTING.set(True)
+            try:
+                return await super().get(path, content=content, type=type, format=format, **kwargs)
+            finally:
+                _LISTING.reset(token)
         size = self._size_on_disk(path) if content else None
         if size is not None and size > self.max_read_bytes:
             raise self._refusal(
@@ -78,6 +113,7 @@ class SizeLimitedContentsManager(AsyncLargeFileManager):
         return await super().get(path, content=content, type=type, format=format, **kwargs)
 
     async def save(self, model, path=""):
+        self._check_inside(path, "writing")
         size = model_size(model)
         chunk = model.get("chunk")
         if chunk is not None and chunk != 1:

@@ -10,6 +10,9 @@
 - ``cli``         runs `enclave ...` in-process: ``cli("user", "add", "ann", "--role", "researcher")``
                   returns (exit_code, stdout, stderr).
 - ``docker_client`` a docker-py client for the real engine; fails the test when no engine answers.
+- ``site``        a SpawnSite (tests/support/spawn.py): users, projects and hubs with names, networks and
+                  firewall chains of this test only; at teardown it prints `docker inspect` and container
+                  logs, then removes everything it made (integration and security tests).
 """
 
 from __future__ import annotations
@@ -77,3 +80,15 @@ def docker_client():
     except Exception as exc:  # noqa: BLE001 - any failure means no engine
         pytest.fail(f"a Docker engine is required for this test and none answered ({exc}); run scripts/ensure-dockerd.sh")
     return client
+
+
+@pytest.fixture
+def site(enclave_env, docker_client):
+    from tests.support.spawn import SpawnSite
+
+    site = SpawnSite(enclave_env, docker_client)
+    try:
+        yield site
+    finally:
+        site.dump()
+        site.cleanup()

@@ -82,8 +82,8 @@ class SpawnSite:
     def name(self, base: str) -> str:
         return f"{base}{self.token}"
 
-    def user(self, base: str) -> EnrolledUser:
-        return enrolled_user(self.env.settings, self.name(base))
+    def user(self, base: str, role: str = "researcher") -> EnrolledUser:
+        return enrolled_user(self.env.settings, self.name(base), role=role)
 
     def project(self, base: str, members: list[EnrolledUser] = (), *, start: dt.date | None = None,
                 end: dt.date | None = None, status: ProjectStatus | None = None) -> str:

@@ -49,7 +49,7 @@ class StubHubApi:
 
         import jupyterhub
 
-        gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+        gateway = _bridge_address(client.networks.get("bridge").attrs)
         body = json.dumps({"version": jupyterhub.__version__}).encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -76,6 +76,20 @@ class StubHubApi:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def _bridge_address(info: dict) -> str:
+    """The host's address on Docker's default bridge, asked of the interface itself: a fresh daemon's
+    `docker network inspect bridge` lists the subnet but no gateway."""
+    import json
+
+    iface = (info.get("Options") or {}).get("com.docker.network.bridge.name", "docker0")
+    out = subprocess.run(["ip", "-4", "-j", "addr", "show", "dev", iface], capture_output=True, text=True, check=True)
+    for link in json.loads(out.stdout or "[]"):
+        for addr in link.get("addr_info") or []:
+            if addr.get("family") == "inet":
+                return addr["local"]
+    raise RuntimeError(f"Docker's default bridge {iface} has no IPv4 address")
 
 
 def _singleuser_env(api_url: str, name: str) -> list[str]:

@@ -163,8 +163,7 @@ def _state_id(state_b64: str | None) -> str | None:
 @dataclass
 class Decision:
     username: str
-    role: str
-    admin: bool
+    role: str  # the enclave role, carried as a JupyterHub group (hub.roles); nobody is a hub admin
     mfa_at_idp: bool
 
 
@@ -186,7 +185,7 @@ def admit(settings, username: str, mfa_at_idp: bool, source: str, sub: str) -> D
 
     from . import audit, clock
     from .login import write_transaction
-    from .models import Account, AccountStatus, Role
+    from .models import Account, AccountStatus
 
     refusal: PermissionDenied | None = None
     with write_transaction(settings.database_url) as session:
@@ -215,7 +214,7 @@ def admit(settings, username: str, mfa_at_idp: bool, source: str, sub: str) -> D
                 audit.record(session, username, "login.ok", username, {**detail, "method": "sso+idp_mfa"})
             else:
                 audit.record(session, username, "login.sso.idp_ok", username, {**detail, "next": "totp"})
-            return Decision(username, account.role.value, account.role == Role.admin, mfa_at_idp)
+            return Decision(username, account.role.value, mfa_at_idp)
         if refusal is None:
             refusal = PermissionDenied("This account may not sign in.", reason="denied")  # explicit deny
         _audit_refusal(session, username, refusal.reason, {"source": source, "sub": sub})

@@ -11,7 +11,7 @@ import types
 import pytest
 from sqlalchemy import select
 
-from hub import accounts, clock, db, oidc
+from hub import accounts, clock, db, oidc, roles
 from hub.errors import PermissionDenied
 from hub.login import LoginRefused
 from hub.models import Account, AuditEvent
@@ -32,7 +32,7 @@ def test_active_account_is_admitted_and_the_idp_step_audited(enclave_env):
     s = enclave_env.settings
     enrolled_user(s, "ann", role="steward")
     d = oidc.admit(s, "ann", False, "10.0.0.1", "sub-1")
-    assert (d.username, d.role, d.admin, d.mfa_at_idp) == ("ann", "steward", False, False)
+    assert (d.username, d.role, d.mfa_at_idp) == ("ann", "steward", False)
     assert last_event(s.database_url, "ann") == ("login.sso.idp_ok",
                                                  {"source": "10.0.0.1", "sub": "sub-1", "next": "totp"})
     d = oidc.admit(s, "ann", True, "10.0.0.1", "sub-1")
@@ -40,9 +40,11 @@ def test_active_account_is_admitted_and_the_idp_step_audited(enclave_env):
                                                  {"source": "10.0.0.1", "sub": "sub-1", "method": "sso+idp_mfa"})
 
 
-def test_admin_role_makes_a_hub_admin(enclave_env):
+def test_admin_role_is_a_group_not_a_hub_admin(enclave_env):
     enrolled_user(enclave_env.settings, "root-ann", role="admin")
-    assert oidc.admit(enclave_env.settings, "root-ann", True, "", "s").admin is True
+    d = oidc.admit(enclave_env.settings, "root-ann", True, "", "s")
+    assert d.role == "admin"
+    assert roles.auth_model(d.username, d.role) == {"name": "root-ann", "admin": False, "groups": ["admin"]}
 
 
 @pytest.mark.parametrize(

@@ -29,10 +29,10 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.user import User
 from tornado import web
 
-from . import audit, db
+from . import db
 from .errors import Invalid
 from .hubconfig import config_list
-from .login import write_transaction
+from .login import record_event
 
 ACTION = "notebook.download_refused"
 ROUTE = r"/api/enclave/refusals"  # JupyterHub puts it under /hub/
@@ -147,11 +147,6 @@ def server_of(user: User, token: str):
     return None
 
 
-def record(db_url: str, actor: str, project: str, detail: dict) -> None:
-    with write_transaction(db_url) as session:
-        audit.record(session, actor, ACTION, project, detail)
-
-
 class RefusalReportHandler(APIHandler):
     """POST /hub/api/enclave/refusals from a notebook server, with its own token."""
 
@@ -178,7 +173,7 @@ class RefusalReportHandler(APIHandler):
             detail = refusal.detail()
             if decision.dropped_before:
                 detail["suppressed_before"] = decision.dropped_before
-            await db.off_loop(record, self.enclave_db_url, user.name, spawner.name, detail)
+            await db.off_loop(record_event, self.enclave_db_url, user.name, ACTION, spawner.name, detail)
             self.set_status(201)
             self.finish(json.dumps({"recorded": True, "remaining": decision.remaining,
                                     "resets_in": round(decision.resets_in, 1)}))
@@ -186,7 +181,7 @@ class RefusalReportHandler(APIHandler):
         if decision.summary:  # once per window, so a loop floods neither the audit log nor this log
             detail = {"kind": "suppressed", "limit": self.limiter.per_window,
                       "window_seconds": self.limiter.window_seconds, "first_dropped": refusal.detail()}
-            await db.off_loop(record, self.enclave_db_url, user.name, spawner.name, detail)
+            await db.off_loop(record_event, self.enclave_db_url, user.name, ACTION, spawner.name, detail)
             self.log.warning("refusal reports from %s/%s over %d per %.0f s: counted, not recorded one by one "
                              "for %.0f s", user.name, spawner.name, self.limiter.per_window,
                              self.limiter.window_seconds, decision.resets_in)

@@ -55,6 +55,12 @@ def write_transaction(url: str) -> Iterator[Session]:
         yield session
 
 
+def record_event(url: str, actor: str, action: str, target: str, detail: dict) -> None:
+    """One audit event in a write transaction of its own (for hub handlers, through db.off_loop)."""
+    with write_transaction(url) as session:
+        audit.record(session, actor, action, target, detail)
+
+
 _KEYRINGS: dict[tuple[str, int], object] = {}
 
 

@@ -11,8 +11,7 @@ session and its tokens. Here the enclave ends them in the hub's own database:
 Two callers: the CLI commands that end access (`enclave user disable|reset-mfa`, `enclave project
 remove-member`) through `DELETE /hub/api/enclave/sessions/<name>` with the access-reconciler's token
 (custom scope below), and a login that locks an account (password form or the SSO code step), in the
-hub process. Servers
-are stopped by hub.revocation (the start rule decides), or here for a lockout.
+hub process. Servers are stopped by hub.revocation (the start rule decides), or here for a lockout.
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.utils import new_token
 from tornado import web
 
-from . import audit, db
+from . import db
 from .hubconfig import config_list
-from .login import write_transaction
+from .login import record_event
 
 ROUTE = r"/api/enclave/sessions/([^/]+)"  # JupyterHub puts it under /hub/
 SCOPE = "custom:enclave:end-sessions"
@@ -42,11 +41,6 @@ def end_in_hub_db(hub_db, user) -> int:
     return len(tokens)
 
 
-def record(db_url: str, actor: str, username: str, detail: dict) -> None:
-    with write_transaction(db_url) as session:
-        audit.record(session, actor, ACTION, username, detail)
-
-
 async def end_all(handler, username: str, actor: str, reason: str, db_url: str, *, stop_servers: bool) -> dict:
     """End `username`'s hub sessions and tokens (and, if asked, servers); audit it. From a hub handler."""
     user = handler.find_user(username)
@@ -59,11 +53,12 @@ async def end_all(handler, username: str, actor: str, reason: str, db_url: str, 
             if spawner.active:
                 await handler.stop_single_user(user, name)
                 stopped.append(name)
-                await db.off_loop(_record_revoked, db_url, actor, username, name, reason)
+                await db.off_loop(record_event, db_url, actor, "notebook.revoked", name,
+                                  {"user": username, "reason": reason})
     detail = {"reason": reason, "tokens": tokens, "cookies": "all"}
     if stopped:
         detail["servers"] = stopped
-    await db.off_loop(record, db_url, actor, username, detail)
+    await db.off_loop(record_event, db_url, actor, ACTION, username, detail)
     return {"tokens": tokens, "servers": stopped}
 
 
@@ -71,11 +66,6 @@ async def after_refused_login(handler, refusal, db_url: str) -> None:
     """A login refusal that locked the account (someone is guessing): its open sessions end too."""
     if getattr(refusal, "locked_account", None):
         await end_all(handler, refusal.locked_account, "system:lockout", "account_locked", db_url, stop_servers=True)
-
-
-def _record_revoked(db_url: str, actor: str, username: str, server: str, reason: str) -> None:
-    with write_transaction(db_url) as session:
-        audit.record(session, actor, "notebook.revoked", server, {"user": username, "reason": reason})
 
 
 class EndSessionsHandler(APIHandler):

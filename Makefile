@@ -27,8 +27,10 @@ up: system venv
 	$(BIN)/enclave demo --if-empty
 	$(BIN)/enclave up
 
-# The notebook image is built (or found current) once before the tests that start containers.
+# The layering contract (.importlinter) first; the notebook image is built (or found current) once
+# before the tests that start containers.
 test: system-test venv
+	$(BIN)/lint-imports
 	$(BIN)/enclave image ensure
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

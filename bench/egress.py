@@ -1,7 +1,7 @@
 """Review queue latency with 10,000 release requests in the database (target p95 < 200 ms).
 
 Measured against the FastAPI app itself, served by uvicorn on loopback in this process, with the caller
-named through `egress_review.auth.HeaderGate` (the documented test seam: it trusts a header and is only
+named through `tests.support.egress_gate.HeaderGate` (the documented test seam: it trusts a header and is only
 ever constructed by code like this, never by `python -m egress_review`). So the figures exclude the
 hub's proxy hop and the OAuth token check (cached by HubOAuth for 60 s in production). The database is
 SQLite (the default); the 10,000 requests (3 files each) are bulk-inserted rows, since the benchmark is
@@ -34,9 +34,10 @@ def _free_port() -> int:
 def _seed(url: str, data_dir: Path) -> None:
     from sqlalchemy import insert
 
+    from enclave import db, projects
+    from enclave.models import Account, AccountStatus, Role
+
     from egress_review.models import FileGroup, ReleaseRequest, RequestFile
-    from hub import db, projects
-    from hub.models import Account, AccountStatus, Role
 
     with db.transaction(url) as s:
         for name, role in [("sam", Role.steward), ("ann", Role.researcher)]:
@@ -80,10 +81,11 @@ def run() -> list[dict]:
     import httpx
     import uvicorn
 
+    from enclave import db
+    from enclave import settings as settings_mod
+
     from egress_review.app import create_app
-    from egress_review.auth import HeaderGate
-    from hub import db
-    from hub import settings as settings_mod
+    from tests.support.egress_gate import HeaderGate
 
     with tempfile.TemporaryDirectory(prefix="bench-egress-") as tmp:
         tmp = Path(tmp)

@@ -44,7 +44,7 @@ print(n, time.perf_counter() - t, time.process_time() - c)
 
 
 def _settings(state: Path, **images_section):
-    from hub.settings import Settings
+    from enclave.settings import Settings
 
     return Settings({"enclave": {"state_dir": str(state)}, "images": images_section})
 
@@ -132,7 +132,7 @@ def _read_rows(client, image: str) -> list[dict]:
 
 
 def run() -> list[dict]:
-    from hub import images
+    from enclave import images
 
     client = images._docker()
     rows: list[dict] = []

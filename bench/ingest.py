@@ -105,7 +105,9 @@ def _child_plain(src: str, out: str) -> dict:
 
 
 def _child_import(src: str, work: str) -> dict:
-    from hub import db, projects, settings as settings_mod
+    from enclave import db, projects
+    from enclave import settings as settings_mod
+
     from ingest import importer
 
     work_dir = Path(work)

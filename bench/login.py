@@ -32,9 +32,11 @@ from pathlib import Path
 import psutil
 import requests
 
-from hub import accounts, db, mfa, passwords, secrets_store
-from hub.models import Account, AccountStatus, Role
+from enclave import accounts, db, secrets_store
+from enclave.models import Account, AccountStatus, Role
+
 from bench._stats import pct
+from hub.auth import mfa, passwords
 from tests.support.env import make_env
 
 CLIENTS = int(os.environ.get("BENCH_LOGIN_CLIENTS", "20"))

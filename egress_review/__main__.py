@@ -8,10 +8,10 @@ from urllib.parse import urlparse
 
 import uvicorn
 
-from hub import db
-from hub import settings as settings_mod
+from enclave import db
+from enclave import settings as settings_mod
 
-from .app import create_app
+from egress_review.app import create_app
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ API clients may instead send `Authorization: token <hub token>`. Every token is 
 Cookie-authenticated changes (POST) need the CSRF token (form field `_csrf` or header
 `X-CSRF-Token`), derived from the session token so a third-party page cannot know it.
 
-`HeaderGate` is the documented test seam: it trusts a header naming the user and exists only when code
-constructs it (benchmarks, fast tests); the service entry point always uses `HubOAuthGate`.
+The service always uses `HubOAuthGate`; a gate that trusts a header naming the user exists only under
+tests/ (tests/support/egress_gate.py), for fast tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 
-from hub.errors import EnclaveError, PermissionDenied
+from enclave.errors import EnclaveError, PermissionDenied
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 _AUTH_HEADER = re.compile(r"(?:token|bearer)\s+(.+)", re.IGNORECASE)
@@ -125,27 +125,3 @@ class HubOAuthGate:
 
     def logout(self, resp) -> None:
         resp.delete_cookie(self.cookie, path=self.prefix)
-
-
-class HeaderGate:
-    """TEST SEAM ONLY: trusts the `X-Egress-Test-User` header. Never used by `python -m egress_review`."""
-
-    header = "x-egress-test-user"
-
-    def __init__(self, prefix: str = "/services/egress"):
-        self.prefix = prefix.rstrip("/") + "/"
-
-    async def identify(self, request: Request) -> Identity | None:
-        name = request.headers.get(self.header)
-        return Identity(name, via_cookie=False) if name else None
-
-    def login(self, request: Request):
-        from fastapi.responses import PlainTextResponse
-
-        return PlainTextResponse("no test user header", status_code=401)
-
-    async def callback(self, request: Request):
-        raise NeedsLogin("no OAuth in test mode")
-
-    def logout(self, resp) -> None:
-        pass

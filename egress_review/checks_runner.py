@@ -1,7 +1,7 @@
 """The one seam to the automated disclosure checks (egress_review.checks), run on quarantined bytes.
 
-A check that crashes must not let a file through unseen: its verdict becomes `review` with a finding
-saying the checks could not run, so a person has to look.
+Checks that crash, here or inside `check_file`, give the one crashed verdict (`checks.crashed`: fail),
+so a file never goes through unseen and the queue never stops.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import json
 import logging
 from pathlib import Path
 
+from egress_review.checks import check_file, crashed, policy_from_settings
+
 log = logging.getLogger(__name__)
 
 
 def run(blob: Path, settings, *, min_cell_count: int, project: str, display_name: str) -> dict:
     """Verdict for one stored file under the project's cell threshold and the site's [disclosure] and
     [egress] limits (the same policy `enclave check --project` applies)."""
-    from egress_review.checks import check_file, policy_from_settings
-
     try:
         policy = policy_from_settings(settings, min_cell_count=min_cell_count, project=project)
         verdict = check_file(blob, policy, display_name).to_dict()
@@ -25,9 +25,4 @@ def run(blob: Path, settings, *, min_cell_count: int, project: str, display_name
         return verdict
     except Exception as exc:  # noqa: BLE001 - any failure means "a person must look"
         log.exception("automated checks failed on %s", display_name)
-        return {
-            "file": display_name, "status": "review", "kind": "unknown",
-            "findings": [{"check": "checks_error", "severity": "review", "cells": [],
-                          "message": f"the automated checks could not run on this file ({type(exc).__name__}); "
-                                     "review it by hand"}],
-        }
+        return crashed(display_name, "unknown", exc).to_dict()

@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from hub import audit, db
-from hub.errors import EnclaveError
+from enclave import audit, db
+from enclave.errors import EnclaveError
 
-from . import permissions, store, workflow
-from .models import Download
-from .people import person_for
-from .submission import get_file
+from egress_review import permissions, store, workflow
+from egress_review.models import Download
+from egress_review.people import person_for
+from egress_review.submission import get_file
 
 
 def fetch(db_url: str, state_dir, username: str, file_id: int) -> tuple[str, BinaryIO, int, str]:

@@ -14,10 +14,10 @@ import datetime as dt
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hub import clock
-from hub.models import Base, _enum
+from enclave import clock
+from enclave.models import Base, enum_column
 
-from .workflow import Decision, FileStatus, RequestStatus
+from egress_review.workflow import Decision, FileStatus, RequestStatus
 
 
 class ReleaseRequest(Base):
@@ -27,7 +27,7 @@ class ReleaseRequest(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project: Mapped[str] = mapped_column(String(30), index=True)  # Project.slug
     requester: Mapped[str] = mapped_column(String(64), index=True)  # Account.username
-    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus, "egress_request_status"))
+    status: Mapped[RequestStatus] = mapped_column(enum_column(RequestStatus, "egress_request_status"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
     # The number of distinct steward approvals each file needs, fixed at submission so a settings
@@ -67,7 +67,7 @@ class RequestFile(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     verdict: Mapped[str] = mapped_column(Text, default="{}")  # FileVerdict.to_dict() as JSON
     check_status: Mapped[str] = mapped_column(String(10))  # pass | warn | fail | review
-    status: Mapped[FileStatus] = mapped_column(_enum(FileStatus, "egress_file_status"))
+    status: Mapped[FileStatus] = mapped_column(enum_column(FileStatus, "egress_file_status"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
 
     group: Mapped[FileGroup] = relationship(back_populates="files")
@@ -85,7 +85,7 @@ class Review(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("egress_files.id", ondelete="CASCADE"), index=True)
     steward: Mapped[str] = mapped_column(String(64), index=True)
-    decision: Mapped[Decision] = mapped_column(_enum(Decision, "egress_decision"))
+    decision: Mapped[Decision] = mapped_column(enum_column(Decision, "egress_decision"))
     comment: Mapped[str] = mapped_column(Text, default="")
     override_reason: Mapped[str] = mapped_column(Text, default="")  # required to approve a failed check
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)

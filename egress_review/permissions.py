@@ -6,7 +6,7 @@ Rules worth knowing:
   while the project is open.
 - Stewards and admins review. A reviewer may never review a request they are part of: not their own,
   and not one from a project they are a member of (stewards normally belong to no project, see
-  hub.projects.add_member, but an account's role can change).
+  enclave.projects.add_member, but an account's role can change).
 - Reviewers do not see other reviewers' decisions on a file until they have recorded their own
   (independent review); the requester sees decisions and comments once the request has left review.
 - Only the requester downloads, only released, approved files.
@@ -17,10 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from hub.errors import Conflict, Invalid, PermissionDenied
-from hub.models import Project, Role
+from enclave.errors import Conflict, Invalid, PermissionDenied
+from enclave.models import Project, Role
+from enclave.permissions import project_open
 
-from .workflow import OPEN, Decision, FileStatus, RequestStatus
+from egress_review.workflow import OPEN, Decision, FileStatus, Owner, RequestStatus, moves
 
 REVIEWER_ROLES = frozenset({Role.steward, Role.admin})
 
@@ -51,7 +52,7 @@ def check_can_submit(person: Person, project: Project, today: dt.date) -> None:
         raise PermissionDenied("only researchers submit outputs for release", reason="not_researcher")
     if project.slug not in person.projects:
         raise PermissionDenied(f"you are not a member of project '{project.slug}'", reason="not_member")
-    if not project.is_open_on(today):
+    if not project_open(project, today):
         raise PermissionDenied(f"project '{project.slug}' is not open (suspended, closed or outside its "
                                "dates); ask an administrator", reason="project_closed")
 
@@ -82,14 +83,14 @@ def check_is_requester(person: Person, request, doing: str) -> None:
 
 def check_can_withdraw(person: Person, request) -> None:
     check_is_requester(person, request, "withdraw it")
-    if request.status not in OPEN:
+    if RequestStatus.withdrawn not in moves(request.status, Owner.researcher):
         raise Conflict(f"request {request.id} is already {request.status.value}", reason="final")
 
 
 def check_can_update(person: Person, request) -> None:
     """Replace files / resubmit: only while changes are requested."""
     check_is_requester(person, request, "change it")
-    if request.status != RequestStatus.changes_requested:
+    if RequestStatus.submitted not in moves(request.status, Owner.researcher):
         raise Conflict(f"request {request.id} is {request.status.value.replace('_', ' ')}; files can be "
                        "replaced only when a steward has requested changes", reason="not_changes_requested")
 
@@ -103,7 +104,7 @@ def check_can_review(person: Person, request) -> None:
     if request.project in person.projects:
         raise PermissionDenied(f"you are a member of project '{request.project}', so you cannot review "
                                "its outputs", reason="member_of_project")
-    if request.status not in (RequestStatus.submitted, RequestStatus.under_review):
+    if not moves(request.status, Owner.steward):
         raise Conflict(f"request {request.id} is {request.status.value.replace('_', ' ')}, not waiting "
                        "for review", reason="not_in_review")
 

@@ -14,7 +14,7 @@ import io
 import json
 from pathlib import PurePosixPath
 
-from . import store
+from egress_review import store
 
 TEXT_LIMIT = 256 * 1024
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",

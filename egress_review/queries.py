@@ -11,11 +11,11 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import permissions
-from .models import FileGroup, ReleaseRequest, RequestFile
-from .permissions import Person
-from .submission import get_request
-from .workflow import STATUS_OWNERS, FileStatus, RequestStatus
+from egress_review import permissions
+from egress_review.models import FileGroup, ReleaseRequest, RequestFile
+from egress_review.permissions import Person
+from egress_review.submission import get_request
+from egress_review.workflow import STATUS_OWNERS, FileStatus, RequestStatus
 
 PAGE = 50
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from hub import audit, clock
-from hub.errors import Conflict
+from enclave import audit, clock
+from enclave.errors import Conflict
 
-from . import permissions, workflow
-from .models import Review
-from .permissions import Person
-from .submission import get_file, lock_request_of_file
-from .workflow import Decision, FileStatus, RequestStatus
+from egress_review import permissions, workflow
+from egress_review.models import Review
+from egress_review.permissions import Person
+from egress_review.submission import get_file, lock_request_of_file
+from egress_review.workflow import Decision, FileStatus, Owner, RequestStatus
 
 
 def decide(session: Session, person: Person, file_id: int, decision: Decision, comment: str = "",
@@ -44,12 +44,12 @@ def decide(session: Session, person: Person, file_id: int, decision: Decision, c
         "override": bool(mine.override_reason), "override_reason": mine.override_reason or None,
     })
     if req.status == RequestStatus.submitted:
-        workflow.set_status(session, req, RequestStatus.under_review, person.username)
+        workflow.set_status(session, req, RequestStatus.under_review, person.username, acting_as=Owner.steward)
     f.status = workflow.file_outcome([r.decision for r in f.reviews], req.reviewers_required)
     session.flush()
     outcome = workflow.request_outcome(x.status for g in req.groups for x in g.files)
     if outcome is not None:
-        workflow.set_status(session, req, outcome, person.username, files={
+        workflow.set_status(session, req, outcome, person.username, acting_as=Owner.steward, files={
             x.path: x.status.value for g in req.groups for x in g.files if x.status != FileStatus.superseded
         })
     return mine

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from hub import paths
-from hub.errors import Conflict, Invalid, NotFound
+from enclave import paths
+from enclave.errors import Conflict, Invalid, NotFound
 
 CHUNK = 1 << 20
 
@@ -80,8 +80,10 @@ def put_fd(state_dir: Path, fd: int, max_bytes: int, name: str = "file") -> tupl
         raise
 
 
-def open_verified(state_dir: Path, sha256: str, expected_size: int | None = None) -> BinaryIO:
-    """A private copy of the blob, positioned at 0, whose bytes were checked against their sha256."""
+def verify(state_dir: Path, sha256: str, expected_size: int | None = None, copy_to: BinaryIO | None = None) -> None:
+    """The one blob verification: the stored bytes hash to their name (and have the expected size),
+    else NotFound (`store_missing`) or StoreTampered. Bytes are also written to `copy_to` as read, so a
+    caller can hand on exactly the bytes that were checked."""
     path = blob_path(state_dir, sha256)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -90,21 +92,30 @@ def open_verified(state_dir: Path, sha256: str, expected_size: int | None = None
             "the reviewed copy of this file is missing from the quarantine store; ask an administrator",
             detail=f"missing blob {path}", reason="store_missing",
         ) from None
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * CHUNK)
     digest = hashlib.sha256()
     size = 0
     with os.fdopen(fd, "rb") as src:
         while chunk := src.read(CHUNK):
             digest.update(chunk)
-            spool.write(chunk)
+            if copy_to is not None:
+                copy_to.write(chunk)
             size += len(chunk)
     if digest.hexdigest() != sha256 or (expected_size is not None and size != expected_size):
-        spool.close()
         raise StoreTampered(
             "the stored copy of this file no longer matches what was reviewed, so it is not released; "
             "an administrator has to investigate",
             detail=f"blob {path} hashes to {digest.hexdigest()} ({size} bytes)",
         )
+
+
+def open_verified(state_dir: Path, sha256: str, expected_size: int | None = None) -> BinaryIO:
+    """A private copy of the blob, positioned at 0, whose bytes were checked against their sha256."""
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * CHUNK)
+    try:
+        verify(state_dir, sha256, expected_size, copy_to=spool)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool
 

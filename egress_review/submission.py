@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub import audit, clock
-from hub import projects as projects_svc
-from hub.errors import Conflict, Invalid, NotFound
+from enclave import audit, clock
+from enclave import projects as projects_svc
+from enclave.errors import Conflict, Invalid, NotFound
 
-from . import checks_runner, permissions, store, workflow, workspace
-from .models import FileGroup, ReleaseRequest, RequestFile
-from .permissions import Person
-from .workflow import FileStatus, RequestStatus
+from egress_review import checks_runner, permissions, store, workflow, workspace
+from egress_review.models import FileGroup, ReleaseRequest, RequestFile
+from egress_review.permissions import Person
+from egress_review.workflow import FileStatus, Owner, RequestStatus
 
 MIB = 1 << 20
 
@@ -154,7 +154,7 @@ def withdraw(session: Session, person: Person, request_id: int) -> ReleaseReques
     lock_request(session, request_id)
     req = get_request(session, request_id)
     permissions.check_can_withdraw(person, req)
-    workflow.set_status(session, req, RequestStatus.withdrawn, person.username)
+    workflow.set_status(session, req, RequestStatus.withdrawn, person.username, acting_as=Owner.researcher)
     return req
 
 
@@ -202,7 +202,7 @@ def resubmit(session: Session, person: Person, request_id: int) -> ReleaseReques
     if waiting:
         raise Invalid("replace these files before resubmitting: " + ", ".join(waiting),
                       reason="changes_outstanding")
-    workflow.set_status(session, req, RequestStatus.submitted, person.username)
+    workflow.set_status(session, req, RequestStatus.submitted, person.username, acting_as=Owner.researcher)
     return req
 
 

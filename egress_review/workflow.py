@@ -1,5 +1,7 @@
-"""The review workflow as data: statuses, valid transitions, who holds a request in each status, and the
-audit event of each transition. `set_status` is the one path that changes a request's status.
+"""The review workflow as data: one table of transitions `(from, to) -> (actor, audit event)`, from which
+the valid moves, the actors and the events derive, plus who holds a request in each status.
+`set_status` is the one path that changes a request's status, and it enforces the table: the move must
+be in it, and made by its actor.
 
 There is no "draft": a request is created already submitted, in one transaction, with its files
 snapshotted, so nothing half-described ever reaches the queue. The steward side moves a request out of
@@ -10,15 +12,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hub import audit, clock
-from hub.errors import Conflict
+from enclave import audit, clock
+from enclave.errors import Conflict, PermissionDenied
 
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.orm import Session
 
-    from .models import ReleaseRequest
+    from egress_review.models import ReleaseRequest
 
 
 class RequestStatus(str, enum.Enum):
@@ -54,15 +57,33 @@ class Decision(str, enum.Enum):
 
 S = RequestStatus
 
+
+@dataclass(frozen=True)
+class Transition:
+    actor: Owner  # who makes this move
+    event: str  # the audit action written when it happens
+
+
+# THE table. Every other table of moves below derives from it.
+TRANSITIONS: dict[tuple[RequestStatus, RequestStatus], Transition] = {
+    (S.submitted, S.under_review): Transition(Owner.steward, "egress.review_started"),
+    (S.submitted, S.withdrawn): Transition(Owner.researcher, "egress.withdraw"),
+    (S.under_review, S.changes_requested): Transition(Owner.steward, "egress.changes_requested"),
+    (S.under_review, S.released): Transition(Owner.steward, "egress.release"),
+    (S.under_review, S.rejected): Transition(Owner.steward, "egress.reject"),
+    (S.under_review, S.withdrawn): Transition(Owner.researcher, "egress.withdraw"),
+    (S.changes_requested, S.submitted): Transition(Owner.researcher, "egress.submit"),
+    (S.changes_requested, S.withdrawn): Transition(Owner.researcher, "egress.withdraw"),
+}
+# A new request enters `submitted` from nothing, made by its researcher.
+CREATION = Transition(Owner.researcher, "egress.submit")
+
 # from -> allowed next statuses (final statuses map to the empty set)
 VALID_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
-    S.submitted: frozenset({S.under_review, S.withdrawn}),
-    S.under_review: frozenset({S.changes_requested, S.released, S.rejected, S.withdrawn}),
-    S.changes_requested: frozenset({S.submitted, S.withdrawn}),
-    S.released: frozenset(),
-    S.rejected: frozenset(),
-    S.withdrawn: frozenset(),
+    s: frozenset(b for (a, b) in TRANSITIONS if a == s) for s in RequestStatus
 }
+# who causes each transition
+TRANSITION_ACTORS: dict[tuple[RequestStatus, RequestStatus], Owner] = {k: t.actor for k, t in TRANSITIONS.items()}
 
 STATUS_OWNERS: dict[RequestStatus, Owner] = {
     S.submitted: Owner.steward,
@@ -73,26 +94,10 @@ STATUS_OWNERS: dict[RequestStatus, Owner] = {
     S.withdrawn: Owner.nobody,
 }
 
-# audit action written when a request ENTERS each status (creation enters `submitted` too)
+# audit action written when a request ENTERS each status (creation enters `submitted` too); the table
+# gives every way into a status the same event, so this is well defined (tests/unit/egress/test_workflow.py)
 STATUS_EVENTS: dict[RequestStatus, str] = {
-    S.submitted: "egress.submit",
-    S.under_review: "egress.review_started",
-    S.changes_requested: "egress.changes_requested",
-    S.released: "egress.release",
-    S.rejected: "egress.reject",
-    S.withdrawn: "egress.withdraw",
-}
-
-# who causes each transition (checked by permissions before the service calls set_status)
-TRANSITION_ACTORS: dict[tuple[RequestStatus, RequestStatus], Owner] = {
-    (S.submitted, S.under_review): Owner.steward,
-    (S.submitted, S.withdrawn): Owner.researcher,
-    (S.under_review, S.changes_requested): Owner.steward,
-    (S.under_review, S.released): Owner.steward,
-    (S.under_review, S.rejected): Owner.steward,
-    (S.under_review, S.withdrawn): Owner.researcher,
-    (S.changes_requested, S.submitted): Owner.researcher,
-    (S.changes_requested, S.withdrawn): Owner.researcher,
+    S.submitted: CREATION.event, **{b: t.event for (_, b), t in TRANSITIONS.items()},
 }
 
 FINAL = frozenset(s for s, nxt in VALID_TRANSITIONS.items() if not nxt)
@@ -103,19 +108,31 @@ def target(request_id: int) -> str:
     return f"egress-request:{request_id}"
 
 
-def set_status(session: Session, request: ReleaseRequest, new: RequestStatus, actor: str, **detail) -> None:
-    """Move `request` to `new` and write the audit event, in the caller's transaction."""
+def moves(status: RequestStatus, actor: Owner) -> frozenset[RequestStatus]:
+    """Where `actor` may move a request that is in `status` (permissions ask this, not status lists)."""
+    return frozenset(b for (a, b), t in TRANSITIONS.items() if a == status and t.actor == actor)
+
+
+def set_status(session: Session, request: ReleaseRequest, new: RequestStatus, actor: str, *, acting_as: Owner,
+               **detail) -> None:
+    """Move `request` to `new` and write the transition's audit event, in the caller's transaction.
+    Refused unless the move is in TRANSITIONS and `acting_as` is its actor."""
     old = request.status
-    if new not in VALID_TRANSITIONS[old]:
+    move = TRANSITIONS.get((old, new))
+    if move is None:
         raise Conflict(
             f"request {request.id} is {old.value.replace('_', ' ')} and cannot become "
             f"{new.value.replace('_', ' ')}; reload the page to see its current state",
             reason="invalid_transition",
         )
+    if move.actor != acting_as:
+        raise PermissionDenied(
+            f"only the {move.actor.value} can move request {request.id} from {old.value.replace('_', ' ')} "
+            f"to {new.value.replace('_', ' ')}", reason="wrong_actor")
     request.status = new
     request.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor, STATUS_EVENTS[new], target(request.id),
+    audit.record(session, actor, move.event, target(request.id),
                  {"from": old.value, "to": new.value, "project": request.project, **detail})
 
 
@@ -124,7 +141,7 @@ def enter_initial(session: Session, request: ReleaseRequest, actor: str, **detai
     request.status = S.submitted
     request.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor, STATUS_EVENTS[S.submitted], target(request.id),
+    audit.record(session, actor, CREATION.event, target(request.id),
                  {"from": None, "to": S.submitted.value, "project": request.project, **detail})
 
 
@@ -160,8 +177,8 @@ def request_outcome(file_statuses: Iterable[FileStatus]) -> RequestStatus | None
 def mermaid() -> str:
     """State diagram (mermaid) generated from the tables above, for docs/egress.md."""
     lines = ["stateDiagram-v2", f"    [*] --> {S.submitted.value}: researcher submits"]
-    for (src, dst), who in TRANSITION_ACTORS.items():
-        lines.append(f"    {src.value} --> {dst.value}: {who.value} ({STATUS_EVENTS[dst]})")
+    for (src, dst), move in TRANSITIONS.items():
+        lines.append(f"    {src.value} --> {dst.value}: {move.actor.value} ({move.event})")
     for s in RequestStatus:
         if s in FINAL:
             lines.append(f"    {s.value} --> [*]")

@@ -6,7 +6,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from hub.secrets_store import secrets_dir
+from enclave.secrets_store import secrets_dir
 
 _REPO = Path(__file__).resolve().parent.parent
 

@@ -5,10 +5,12 @@ each concern configures its own part through a `configure(c, settings)` function
 so this file stays a table of contents.
 """
 
-import importlib
-
-from hub import db, secrets_store
-from hub import settings as settings_mod
+from enclave import db, secrets_store
+from enclave import settings as settings_mod
+from hub import hubconfig
+from hub.auth import authenticator, oidc, roles, sessions
+from hub.services import access_reconciler, egress, refusal_reports
+from hub.spawn import spawner
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 
@@ -18,16 +20,16 @@ secrets_store.ensure_all(s.state_dir)
 db.migrate(s.database_url)
 
 CONFIGURERS = [
-    "hub.hubconfig",  # proxy, database, cookie secret, ports
-    "hub.spawner",  # per-project notebook containers, hub API address, firewall, idle culler
-    "hub.authenticator",  # password + TOTP login, enrolment page
-    "egress_review.service",  # output review service at /services/egress/ (HubOAuth)
-    "hub.revocation",  # access-reconciler service: stops servers whose access has ended
-    "hub.sessions",  # DELETE /hub/api/enclave/sessions/<name>: ending access ends cookies and tokens
-    "hub.download_refusals",  # POST /hub/api/enclave/refusals: notebook servers report refused downloads
-    "hub.oidc",  # [oidc] enabled: institutional SSO + enclave TOTP step (replaces the authenticator)
-    "hub.roles",  # last: what each enclave role may do (nobody is a hub admin, no user tokens)
+    hubconfig,  # proxy, database, cookie secret, ports
+    spawner,  # per-project notebook containers, hub API address, firewall, idle culler
+    authenticator,  # password + TOTP login, enrolment page
+    egress,  # output review service at /services/egress/ (HubOAuth)
+    access_reconciler,  # access-reconciler service: stops servers whose access has ended
+    sessions,  # DELETE /hub/api/enclave/sessions/<name>: ending access ends cookies and tokens
+    refusal_reports,  # POST /hub/api/enclave/refusals: notebook servers report refused downloads
+    oidc,  # [oidc] enabled: institutional SSO + enclave TOTP step (replaces the authenticator)
+    roles,  # last: what each enclave role may do (nobody is a hub admin, no user tokens)
 ]
 
-for name in CONFIGURERS:
-    importlib.import_module(name).configure(c, s)
+for configurer in CONFIGURERS:
+    configurer.configure(c, s)

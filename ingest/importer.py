@@ -30,18 +30,17 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy import select
 
-from hub import audit, clock, db, paths, projects
-from hub.errors import Conflict, Invalid
-from hub.models import ProjectStatus
-from hub.settings import Settings
+from enclave import audit, clock, csv_types, db, fingerprints, paths, permissions, projects
+from enclave.errors import Conflict, Invalid
+from enclave.permissions import ProjectState
+from enclave.settings import Settings
 
-from . import fingerprints, keys, pseudonym, risk
-from .models import Dataset
+from ingest import keys, pseudonym, risk
+from ingest.models import Dataset
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CSV_BLOCK = 16 << 20
 PARQUET_BATCH = 131_072
-_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error")
 
 
 @dataclass
@@ -99,7 +98,7 @@ class Source:
             raise Invalid(f"source file {path} does not exist or is not a file")
         with open(path, "rb") as fh:
             self.is_parquet = fh.read(4) == b"PAR1"
-        self.text_columns: set[str] = set()
+        self.column_types: dict[str, pa.DataType] = {}  # widened after a late block did not fit
         try:
             if self.is_parquet:
                 self._pq = pq.ParquetFile(path)
@@ -119,7 +118,7 @@ class Source:
             self.path,
             read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK),
             convert_options=pa_csv.ConvertOptions(
-                include_columns=include, column_types={c: pa.string() for c in self.text_columns}),
+                include_columns=include, column_types=dict(self.column_types)),
         )
 
     def batches(self, include: list[str]) -> Iterator[pa.RecordBatch]:
@@ -129,15 +128,13 @@ class Source:
         with self._open_csv(include) as reader:
             yield from reader
 
-    def retry_as_text(self, exc: pa.ArrowInvalid) -> bool:
-        """A later CSV block did not fit the type guessed from the first: read that column as text."""
-        m = _CONVERSION.search(str(exc))
-        if self.is_parquet or not m or int(m.group(1)) >= len(self.columns):
+    def retry_wider(self, exc: pa.ArrowInvalid) -> bool:
+        """A later CSV block did not fit the type guessed from the first: read that column wider
+        (enclave.csv_types); False when there is nothing to retry."""
+        wider = None if self.is_parquet else csv_types.wider_type(str(exc), self.columns, self.column_types)
+        if wider is None:
             return False
-        col = self.columns[int(m.group(1))]
-        if col in self.text_columns:
-            return False
-        self.text_columns.add(col)
+        self.column_types[wider[0]] = wider[1]
         return True
 
 
@@ -239,8 +236,9 @@ def _check_identifier_spread(fp: fingerprints.FingerprintWriter, req: ImportRequ
 
 def _project_for_import(session, slug: str):
     project = projects.get(session, slug)
-    if project.status != ProjectStatus.active:
-        raise Invalid(f"project '{slug}' is {project.status.value}; data can only be imported into an active project")
+    state = permissions.project_state(project, clock.today())
+    if state is not ProjectState.open:
+        raise Invalid(f"project '{slug}' is {state.value}; data can only be imported into an open project")
     return project
 
 
@@ -300,7 +298,8 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
                            "format": "parquet" if src.is_parquet else "csv"},
                 "rows": rows, "columns": columns, "dropped": req.drop, "pseudonymised": req.id_columns,
                 "pseudonym": "P + base32(keyed BLAKE2b-80), project key" if req.id_columns else None,
-                "quasi_identifiers": req.quasi_identifiers, "read_as_text": sorted(src.text_columns),
+                "quasi_identifiers": req.quasi_identifiers, "read_as_text": sorted(c for c, t in src.column_types.items() if t == pa.string()),
+                "read_as_decimals": sorted(c for c, t in src.column_types.items() if t == pa.float64()),
                 "imported_by": actor, "imported_at": now.isoformat(timespec="seconds") + "Z",
                 "risk": ({**{k: v for k, v in report.to_dict().items() if k not in ("smallest_classes", "suggestions")},
                           "verdict": verdict, "above_threshold": problems, "accepted_reason": req.accept_risk.strip()
@@ -395,7 +394,7 @@ def _stream(src: Source, req: ImportRequest, name: str, key: bytes, stage: Path)
                 except BaseException:  # noqa: BLE001 - the first error is what matters
                     pass
             out.unlink(missing_ok=True)
-            if not (isinstance(exc, pa.ArrowInvalid) and src.retry_as_text(exc)):
+            if not (isinstance(exc, pa.ArrowInvalid) and src.retry_wider(exc)):
                 raise
 
 
@@ -445,7 +444,7 @@ def risk_only(settings: Settings, slug: str, source: Path, quasi_identifiers: li
                 counter.add(batch)
             break
         except pa.ArrowInvalid as exc:
-            if not src.retry_as_text(exc):
+            if not src.retry_wider(exc):
                 raise Invalid(f"{src.path.name} does not parse: {_first_line(exc)}") from None
     rep = risk.report(counter)
     return rep, rep.problems(settings.ingest.max_unique_share, settings.ingest.min_k)

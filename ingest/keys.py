@@ -1,6 +1,6 @@
 """Per-project pseudonymisation keys: 32 random bytes per project, kept in state_dir only.
 
-The key lives at ``hub.paths.project_keys(state_dir)/<slug>.key`` (folder 0700, file 0600, owned by
+The key lives at ``enclave.paths.project_keys(state_dir)/<slug>.key`` (folder 0700, file 0600, owned by
 the operator): never in a data folder, never in anything a container mounts. Without it nobody can
 compute the pseudonym of a given identifier, so two projects cannot be linked on their pseudonyms and,
 once a closed project's key is destroyed, not even the enclave can link new data to the old pseudonyms.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from hub import audit, paths, projects
-from hub.errors import Conflict, Invalid, NotFound
-from hub.models import ProjectStatus
+from enclave import audit, paths, projects
+from enclave.errors import Conflict, Invalid, NotFound
+from enclave.models import ProjectStatus
 
 KEY_BYTES = 32
 

@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hub import clock
-from hub.models import Base, Project
+from enclave import clock
+from enclave.models import Base, Project
 
 
 class Dataset(Base):

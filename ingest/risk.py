@@ -47,7 +47,7 @@ class ClassCounter:
         """Count one batch; `hashed` may give column hashes already computed (by column name)."""
         if not self.qis or batch.num_rows == 0:
             return
-        from . import fingerprints
+        from enclave import fingerprints
 
         hashed = hashed or {}
         key = fingerprints.combine([hashed[q] if q in hashed else fingerprints.hash_column(batch.column(q))

@@ -13,6 +13,9 @@
 - ``site``        a SpawnSite (tests/support/spawn.py): users, projects and hubs with names, networks and
                   firewall chains of this test only; at teardown it prints `docker inspect` and container
                   logs, then removes everything it made (integration and security tests).
+
+Markers come from the folder (``FOLDER_MARKERS``): tests/integration, tests/security, tests/e2e and
+tests/ansible are marked integration, security, e2e and ansible, so ``-m`` selects by what a test starts.
 """
 
 from __future__ import annotations
@@ -25,6 +28,17 @@ import pytest
 from tests.support.postgres import PostgresServer
 
 BOTH = [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)]
+
+# A test's folder says what it starts, so its marker comes from there: `-m integration` selects every
+# test that starts a real hub or container, whatever its module remembered to declare.
+FOLDER_MARKERS = {"integration": "integration", "security": "security", "e2e": "e2e", "ansible": "ansible"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = item.path.relative_to(config.rootpath).parts
+        if len(parts) > 1 and parts[0] == "tests" and parts[1] in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[parts[1]])
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +70,7 @@ def enclave_env(tmp_path, db_url, monkeypatch):
 
 @pytest.fixture
 def cli(enclave_env):
-    from hub.cli import main
+    from enclave.cli import main
 
     def run(*args: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()

@@ -17,22 +17,31 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from enclave.models import DEFAULT_MIN_CELL_COUNT
+from enclave.settings import DisclosureSection, EgressSection
+
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("pass", "warn", "review", "fail")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
+def _site_default(section, key: str):
+    """A setting's default, from where it is declared (enclave.settings): never restated here."""
+    return getattr(section, key).default_value
+
+
 @dataclass(frozen=True)
 class Policy:
-    """Thresholds from the project's disclosure policy and the site settings (defaults: ACRO's)."""
+    """Thresholds from the project's disclosure policy and the site settings; each default is the
+    setting's own ([disclosure], [egress] max_file_mib, a project's min_cell_count): ACRO's."""
 
-    min_cell_count: int = 10  # ACRO default; SNDS projects use 11
-    zeros_are_disclosive: bool = True
-    p_ratio: float = 0.10  # p% rule
-    nk_n: int = 2
-    nk_k: float = 0.90  # n,k dominance
-    max_file_bytes: int = 50 * 2**20
+    min_cell_count: int = DEFAULT_MIN_CELL_COUNT  # ACRO default; SNDS projects use 11
+    zeros_are_disclosive: bool = _site_default(DisclosureSection, "zeros_are_disclosive")
+    p_ratio: float = _site_default(DisclosureSection, "p_ratio")  # p% rule
+    nk_n: int = _site_default(DisclosureSection, "nk_n")
+    nk_k: float = _site_default(DisclosureSection, "nk_k")  # n,k dominance
+    max_file_bytes: int = _site_default(EgressSection, "max_file_mib") * 2**20
     project: str | None = None  # for the "rows of the project's own input data" check
     state_dir: Path | None = None
 
@@ -76,19 +85,14 @@ class FileVerdict:
 
 def policy_from_settings(settings, *, min_cell_count: int | None = None, project: str | None = None) -> Policy:
     """The policy for one project: its smallest cell count, the site's [disclosure] thresholds and the
-    [egress] file size limit (settings sections missing on an older settings module fall back to ACRO's)."""
-    site = getattr(settings, "disclosure", None)
-    egress = getattr(settings, "egress", None)
-    kwargs = {}
-    for name in ("zeros_are_disclosive", "p_ratio", "nk_n", "nk_k"):
-        if site is not None and hasattr(site, name):
-            kwargs[name] = getattr(site, name)
-    if egress is not None and getattr(egress, "max_file_mib", None):
-        kwargs["max_file_bytes"] = int(egress.max_file_mib) * 2**20
-    if min_cell_count is not None:
-        kwargs["min_cell_count"] = min_cell_count
-    state_dir = getattr(settings, "state_dir", None)
-    return Policy(project=project, state_dir=Path(state_dir) if state_dir else None, **kwargs)
+    [egress] file size limit."""
+    d = settings.disclosure
+    return Policy(
+        min_cell_count=DEFAULT_MIN_CELL_COUNT if min_cell_count is None else min_cell_count,
+        zeros_are_disclosive=d.zeros_are_disclosive, p_ratio=d.p_ratio, nk_n=d.nk_n, nk_k=d.nk_k,
+        max_file_bytes=int(settings.egress.max_file_mib) * 2**20,
+        project=project, state_dir=Path(settings.state_dir),
+    )
 
 
 class Unreadable(Exception):
@@ -103,7 +107,7 @@ def worst(findings: list[Finding]) -> str:
 def check_file(path: Path, policy: Policy, display_name: str | None = None) -> FileVerdict:
     """Check one file. `display_name` (what the researcher called it) gives the extension when `path`
     is a content-addressed blob without one."""
-    from . import filetypes
+    from egress_review.checks import filetypes
 
     path = Path(path)
     name = display_name or path.name
@@ -121,25 +125,32 @@ def check_file(path: Path, policy: Policy, display_name: str | None = None) -> F
         findings = [Finding("checks_error", "fail", "the file was too large for the checks to hold; split it")]
     except Exception as exc:  # noqa: BLE001 - a broken file must give a verdict, never stop the queue
         log.exception("checks crashed on %s", name)
-        findings = [Finding("checks_error", "fail",
-                            f"the checks could not read this file ({type(exc).__name__}: {str(exc)[:200]}); "
-                            "a person must look at it, or fix the file and check again")]
+        return crashed(name, kind, exc)
     return _verdict(name, kind, findings)
+
+
+def crashed(name: str, kind: str, exc: BaseException) -> FileVerdict:
+    """The one verdict for checks that could not run on a file: `fail`. A crash is never a pass (it may
+    be what a crafted file is for); a person must look, or the file is fixed and checked again."""
+    return _verdict(name, kind, [Finding(
+        "checks_error", "fail",
+        f"the checks could not run on this file ({type(exc).__name__}: {str(exc)[:200]}); "
+        "a person must look at it, or fix the file and check again")])
 
 
 def _checker(kind: str):
     if kind == "table":
-        from .tables import check
+        from egress_review.checks.tables import check
     elif kind == "acro":
-        from .acro import check
+        from egress_review.checks.acro import check
     elif kind == "image":
-        from .documents import check_image as check
+        from egress_review.checks.documents import check_image as check
     elif kind == "pdf":
-        from .documents import check_pdf as check
+        from egress_review.checks.documents import check_pdf as check
     elif kind == "notebook":
-        from .documents import check_notebook as check
+        from egress_review.checks.documents import check_notebook as check
     else:
-        from .documents import check_text as check
+        from egress_review.checks.documents import check_text as check
     return check
 
 
@@ -147,5 +158,5 @@ def _verdict(name: str, kind: str, findings: list[Finding]) -> FileVerdict:
     return FileVerdict(file=name, status=worst(findings), findings=findings, kind=kind)
 
 
-__all__ = ["Policy", "Finding", "FileVerdict", "Unreadable", "check_file", "policy_from_settings", "worst",
+__all__ = ["Policy", "Finding", "FileVerdict", "Unreadable", "check_file", "crashed", "policy_from_settings", "worst",
            "SEVERITIES"]

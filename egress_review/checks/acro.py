@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
-from . import Finding, Policy, Unreadable
+from egress_review.checks import Finding, Policy, readers
 
 _SEVERITY = {"pass": "pass", "fail": "fail", "review": "review"}
 RESULTS_MAX_BYTES = 20 * 2**20
@@ -31,11 +31,7 @@ def outputs_of(doc) -> dict | None:
 
 
 def check(path: Path, policy: Policy, name: str) -> list[Finding]:
-    try:
-        with path.open("rb") as fh:
-            doc = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Unreadable(f"not valid JSON ({exc})") from None
+    doc = readers.json_file(path, "not valid JSON")
     outputs = outputs_of(doc)
     if outputs is None:
         return [Finding("human_review", "review", "a JSON file: a person must read it")]

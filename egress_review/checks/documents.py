@@ -5,12 +5,11 @@ in an SVG).
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from pathlib import Path, PurePosixPath
 
-from . import Finding, Policy, Unreadable
+from egress_review.checks import Finding, Policy, Unreadable, readers
 
 CHUNK = 2**20
 
@@ -141,11 +140,7 @@ def check_pdf(path: Path, policy: Policy, name: str) -> list[Finding]:
 
 
 def check_notebook(path: Path, policy: Policy, name: str) -> list[Finding]:
-    try:
-        with path.open("rb") as fh:
-            nb = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Unreadable(f"not a notebook (invalid JSON: {exc})") from None
+    nb = readers.json_file(path, "not a notebook")
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise Unreadable("not a notebook (no list of cells)")
     with_outputs: list[tuple[str, str]] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from . import Finding, Policy
+from egress_review.checks import Finding, Policy
 
 HEAD_BYTES = 8192
 

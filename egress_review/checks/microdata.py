@@ -11,7 +11,7 @@ Signals, each enough for a `fail` (documented in docs/checks.md):
 - label combinations that repeat: in a table of aggregates every row is a distinct cell, so when 20% of
   the first million rows repeat the labels of another row, the rows are records;
 - more than 100,000 rows: far beyond any table of aggregates a person could check.
-The input-data check asks `ingest.fingerprints.find_input_rows` (the importer's fingerprints of the
+The input-data check asks `enclave.fingerprints.find_input_rows` (the importer's fingerprints of the
 project's rows) about each batch of rows.
 """
 
@@ -22,7 +22,7 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import Finding, Policy
+from egress_review.checks import Finding, Policy
 
 _DATE = r"^\d{4}[-/]\d{1,2}([-/]\d{1,2})?([T ].*)?$|^\d{1,2}[-/]\d{1,2}[-/]\d{2,4}$"
 MICRODATA_ROWS = 100_000
@@ -141,7 +141,7 @@ class InputRowMatcher:
         if policy.project is None:
             return
         try:
-            from ingest.fingerprints import find_input_rows
+            from enclave.fingerprints import find_input_rows
         except ImportError:
             self.problem = Finding(
                 "input_rows", "review",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 
-from . import Unreadable
+from enclave import csv_types
+
+from egress_review.checks import Unreadable
 
 CSV_BLOCK_BYTES = 16 * 2**20  # bytes read and parsed at a time
 CSV_PARSE_BLOCK_BYTES = 4 * 2**20  # pyarrow's block inside a chunk (one per thread)
@@ -197,13 +200,11 @@ def _csv(path: Path, tab: bool) -> TableStream:
             yield batch
 
     def _handle(msg: str, names: list[str] | None) -> Exception:
-        m = _COLUMN_ERR.search(msg)
-        if m and names:
-            col = names[int(m.group(1))]
-            v = _BAD_VALUE.search(msg)
-            widen = v and v.group(1).startswith(("int", "uint")) and _NUMBER_RE.match(v.group(2))
-            state["as_text"][col] = pa.float64() if widen and col not in state["as_text"] else pa.string()
-            return restart(f"column '{col}' holds {'decimals' if widen else 'text'}")
+        wider = csv_types.wider_type(msg, names or [], state["as_text"])
+        if wider is not None:
+            col, kind = wider
+            state["as_text"][col] = kind
+            return restart(f"column '{col}' holds {'decimals' if kind == pa.float64() else 'text'}")
         if "Expected" in msg and "columns" in msg and not state["newlines_in_values"]:
             state["newlines_in_values"] = True  # maybe quoted line breaks: read once more allowing them
             return restart("quoted line breaks")
@@ -212,8 +213,6 @@ def _csv(path: Path, tab: bool) -> TableStream:
     return TableStream(None, names, batches, notes)
 
 
-_COLUMN_ERR = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error")
-_BAD_VALUE = re.compile(r"conversion error to (\w+): invalid value '(.*)'")
 
 
 def _readable_csv_error(msg: str) -> str:
@@ -391,3 +390,12 @@ def _text(v) -> str:
     if hasattr(v, "isoformat"):
         return v.isoformat()
     return str(v)
+
+
+def json_file(path: Path, what: str):
+    """A JSON file's content, or Unreadable saying it is not `what` (one reading for notebooks, ACRO...)."""
+    try:
+        with path.open("rb") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Unreadable(f"{what} (invalid JSON: {exc})") from None

@@ -23,9 +23,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import Finding, Policy, Unreadable
-from .microdata import InputRowMatcher, RecordLevelSignals, is_text, norm
-from .readers import EmptyTable, Restart, TableStream, open_tables
+from egress_review.checks import Finding, Policy, Unreadable
+from egress_review.checks.microdata import InputRowMatcher, RecordLevelSignals, is_text, norm
+from egress_review.checks.readers import EmptyTable, Restart, TableStream, open_tables
 
 CELLS_LISTED = 50
 
@@ -376,7 +376,7 @@ def check(path: Path, policy: Policy, name: str) -> list[Finding]:
         return [Finding("empty", "warn", str(exc))]
     if not tables:
         findings.append(Finding("empty", "warn", "the workbook holds no table"))
-    from .acro import beside
+    from egress_review.checks.acro import beside
 
     findings += beside(path, name)
     return _dedupe(findings)

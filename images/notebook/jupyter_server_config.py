@@ -6,7 +6,7 @@ import ctypes
 from enclave_policy.limits import PolicyLimits
 
 # The server cannot be taken over by code in its own kernels (same uid, no Yama on these hosts): the
-# enclave's seccomp profile refuses ptrace (hub/seccomp.py), and a non-dumpable process's /proc/<pid>/mem,
+# enclave's seccomp profile refuses ptrace (hub/spawn/seccomp.py), and a non-dumpable process's /proc/<pid>/mem,
 # environ and fds belong to root, so a kernel can neither read nor write them. Set here, in the server
 # process, before any kernel exists; only the process itself (or an exec) can change it back.
 PR_SET_DUMPABLE = 4

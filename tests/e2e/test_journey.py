@@ -39,8 +39,9 @@ from urllib.parse import urlparse
 import pyotp
 import pytest
 
-from hub.enrolment import qr_svg
-from hub.paths import workspace
+from enclave.paths import workspace
+
+from hub.auth.enrolment import qr_svg
 from tests.support.spawn import SpawnSite
 
 pytestmark = pytest.mark.e2e
@@ -233,7 +234,7 @@ def _demo_links(out: str) -> dict[str, str]:
 
 def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromium, journey_artifacts):
     journey = Journey(journey_artifacts)
-    with journey.step(0, "the notebook image is built or up to date (hub.images.ensure_notebook_image)"):
+    with journey.step(0, "the notebook image is built or up to date (enclave.images.ensure_notebook_image)"):
         site = SpawnSite(enclave_env, docker_client)  # builds the notebook image if missing or stale
 
     with journey.step(0, "`enclave demo` creates the project, data and people with enrolment links"):

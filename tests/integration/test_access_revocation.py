@@ -13,16 +13,18 @@ import time
 
 import pytest
 
-from hub import audit, db, projects, revocation
-from hub.hubapi import HubAPI
-from hub.models import AuditEvent
+from enclave import audit, db, projects
+from enclave.hubapi import HubAPI
+from enclave.models import AuditEvent
+
+from hub.services import access_reconciler
 
 pytestmark = pytest.mark.integration
 
 
 def _hub_api(hub, env) -> HubAPI:
     """The hub's own account of running servers, read with the access-reconciler's token."""
-    return HubAPI(f"http://127.0.0.1:{hub.api_port}/hub/api", revocation.service_token(env.state_dir))
+    return HubAPI(f"http://127.0.0.1:{hub.api_port}/hub/api", access_reconciler.service_token(env.state_dir))
 
 
 def _containers(site, user, slug, *, running_only=False) -> list:

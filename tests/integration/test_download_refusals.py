@@ -19,8 +19,9 @@ import time
 import pytest
 import requests
 
-from hub.download_refusals import ACTION, PER_WINDOW
-from hub.paths import workspace
+from enclave.paths import workspace
+
+from hub.services.refusal_reports import ACTION, PER_WINDOW
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +120,7 @@ def test_refused_downloads_are_audited_under_the_servers_own_user_and_project(si
         server_token = box.exec_run(["printenv", "JUPYTERHUB_API_TOKEN"]).output.decode().strip()
         made = http.post(f"{hub.url}/hub/api/users/{ann.username}/tokens", json={"note": f"Server at /user/{ann.username}/{study}/"},
                          timeout=30)
-        assert made.status_code == 403, made.text  # people mint no API tokens (hub.roles)
+        assert made.status_code == 403, made.text  # people mint no API tokens (hub.auth.roles)
         report = {"kind": "files", "path": "sneaky.csv"}
         before = _events(cli)
         for headers, what in (

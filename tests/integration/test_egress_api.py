@@ -14,7 +14,8 @@ import types
 import pytest
 import requests
 
-from hub import audit, db, projects
+from enclave import audit, db, projects
+
 from tests.support.env import make_env
 from tests.support.hub import RunningHub
 from tests.support.postgres import free_port

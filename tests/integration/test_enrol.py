@@ -9,8 +9,9 @@ import re
 import pyotp
 import requests
 
-from hub import db
-from hub.models import Account, AccountStatus, AuditEvent, EnrolmentToken
+from enclave import db
+from enclave.models import Account, AccountStatus, AuditEvent, EnrolmentToken
+
 from tests.support.fixtures import running_hub  # noqa: F401
 from tests.support.hub import xsrf_from
 from tests.support.users import EnrolledUser, pending_user, totp_code
@@ -94,7 +95,7 @@ def test_unknown_and_expired_links(enclave_env, running_hub):
 
 def test_sso_enrolment_asks_only_for_the_code(enclave_env):
     """With [oidc] enabled the IdP checks the password: the page asks for the TOTP only."""
-    from hub import enrolment
+    from hub.auth import enrolment
 
     enclave_env.settings.oidc.enabled = True
     token = pending_user(enclave_env.settings, "ann")

@@ -1,6 +1,6 @@
 """The project's pseudonym key cannot be read from inside the project's notebook container.
 
-The container is started with the mounts and settings the spawner computes (hub.hardening.Policy:
+The container is started with the mounts and settings the spawner computes (hub.spawn.hardening.Policy:
 data folder read-only at /data, the workspace at /home/jovyan/work, read-only root, tmpfs, no
 capabilities), from enclave-base:bookworm. Its whole view of /data and the workspace is then searched
 for the key (raw bytes and hex), and the key's host path must not exist inside.
@@ -13,8 +13,9 @@ import uuid
 
 import pytest
 
-from hub import paths
-from hub.hardening import Policy, tmpfs_options
+from enclave import paths
+
+from hub.spawn.hardening import Policy, tmpfs_options
 from ingest import keys
 
 pytestmark = pytest.mark.integration

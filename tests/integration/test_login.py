@@ -14,11 +14,12 @@ import time
 import pytest
 import requests
 
-from hub import accounts, audit, db
-from hub.models import AuditEvent
+from enclave import accounts, audit, db
+from enclave.models import AuditEvent
+
 from tests.conftest import BOTH
-from tests.support.fixtures import running_hub, started_hub  # noqa: F401
 from tests.support.env import make_env
+from tests.support.fixtures import running_hub, started_hub  # noqa: F401
 from tests.support.users import enrolled_user, pending_user, totp_code
 
 

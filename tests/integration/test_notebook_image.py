@@ -1,6 +1,6 @@
 """The researcher notebook image, run the way the spawner runs it, checked from the outside.
 
-One container of the real image (built first if missing, via hub.images.ensure_notebook_image) on a
+One container of the real image (built first if missing, via enclave.images.ensure_notebook_image) on a
 network this module creates: read-only root filesystem, tmpfs /tmp and /home/jovyan, the workspace
 bind-mounted at /home/jovyan/work, /data read-only, every capability dropped. It runs `jupyter lab`
 with a token instead of `jupyterhub-singleuser` (no hub here), which loads the same
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from hub import seccomp
+from hub.spawn import seccomp
 from tests.support.kernel import run_cell
 
 # The first test may build the image from nothing (6-10 minutes on 2 cores): above the default timeout.
@@ -64,8 +64,8 @@ class Notebook:
 
 @pytest.fixture(scope="module")
 def notebook_image(tmp_path_factory):
-    from hub import images
-    from hub.settings import Settings
+    from enclave import images
+    from enclave.settings import Settings
 
     state = tmp_path_factory.mktemp("image-state")
     return images.ensure_notebook_image(Settings({"enclave": {"state_dir": str(state)}}), log=print)

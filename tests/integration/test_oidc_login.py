@@ -15,8 +15,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from hub import accounts, audit, db
-from hub.models import AuditEvent
+from enclave import accounts, audit, db
+from enclave.models import AuditEvent
+
 from tests.support.env import make_env
 from tests.support.fixtures import started_hub
 from tests.support.hub import xsrf_from
@@ -263,7 +264,7 @@ def test_password_form_post_cannot_bypass_the_code_step(hub, idp, env):
     assert "code=" in callback
     r = http.post(hub.url + "/hub/login?" + callback.split("?", 1)[1], timeout=30,
                   data={"_xsrf": http.cookies["_xsrf"], "username": "sso-lee", "password": "x", "otp": "123456"})
-    # refused by hub.oidc (without its guard this request fails with a 500 deep in OAuthenticator);
+    # refused by hub.auth.oidc (without its guard this request fails with a 500 deep in OAuthenticator);
     # JupyterHub re-renders the login page, whose SSO variant shows only the sign-in button
     assert r.status_code == 403 and "Sign in with your institution" in r.text
     assert not logged_in(hub, http)

@@ -12,7 +12,7 @@ import time
 import docker.errors
 import pytest
 
-from hub import network
+from enclave import network
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from hub import audit, db, seccomp
-from hub.models import AuditEvent
-from hub.paths import workspace
+from enclave import audit, db
+from enclave.models import AuditEvent
+from enclave.paths import workspace
+
+from hub.spawn import seccomp
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,12 @@ import datetime as dt
 import html
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from hub import db
-from hub.models import AuditEvent, ProjectStatus
+from enclave import db
+from enclave.models import AuditEvent, ProjectStatus
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +71,26 @@ def test_refusals_show_why(site, enclave_env):
         reasons = [json.loads(e.detail)["reason"] for e in s.query(AuditEvent).filter_by(action="notebook.refused")]
     assert {"not_member", "project_suspended", "project_expired", "project_not_started",
             "memory_reserve", "no_project"} <= set(reasons)
+
+
+def test_a_fault_on_the_host_is_refused_the_same_way_and_audited(site, enclave_env):
+    """Not the person's doing (the project's data folder is gone): a 500 whose message says to tell an
+    administrator, through the same audited refusal path as every other refusal."""
+    ann = site.user("ann")
+    slug = site.project("gone", members=[ann])
+    with db.transaction(enclave_env.db_url) as s:
+        from enclave import projects
+
+        data_dir = projects.get(s, slug).data_dir
+    for f in Path(data_dir).iterdir():
+        f.unlink()
+    Path(data_dir).rmdir()
+    with site.hub() as hub:
+        http = site.login(hub, ann)
+        r = site.request_start(hub, http, ann, slug)
+        assert r.status_code == 500, (r.status_code, _text(r)[-600:])
+        assert f"The data folder of project '{slug}' is missing on the host; tell an administrator." in _text(r)
+        assert site.server_model(hub, http, ann, slug) is None
+    with db.transaction(enclave_env.db_url) as s:
+        refused = [json.loads(e.detail) for e in s.query(AuditEvent).filter_by(action="notebook.refused", target=slug)]
+    assert [(d["reason"], d["status"]) for d in refused] == [("data_missing", 500)]

@@ -14,8 +14,9 @@ import time
 import pytest
 import requests
 
-from hub import audit, db
-from hub.models import AuditEvent
+from enclave import audit, db
+from enclave.models import AuditEvent
+
 from tests.support.kernel import run_cell
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
-from hub import db
-from hub import settings as settings_mod
+from enclave import db
+from enclave import settings as settings_mod
+
 from tests.support.hub import dump_toml
 
 

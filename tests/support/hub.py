@@ -64,7 +64,7 @@ def update_settings_file(path: Path, changes: dict[str, dict]) -> None:
 def _free_ports_for_settings(extra: dict[str, dict]) -> dict[str, dict[str, int]]:
     """A distinct free loopback port for every settings key named `port` or `*_port` (hub, proxy API,
     services such as egress...) that the test did not set itself, so hubs of parallel tests never clash."""
-    from hub.settings import SECTIONS
+    from enclave.settings import SECTIONS
 
     taken: set[int] = set()
     out: dict[str, dict[str, int]] = {}

@@ -25,8 +25,10 @@ from pathlib import Path
 import docker.errors
 import requests
 
-from hub import db, firewall, projects
-from hub.models import ProjectStatus
+from enclave import db, projects
+from enclave.models import ProjectStatus
+
+from hub.spawn import firewall
 from tests.support.hub import RunningHub
 from tests.support.users import EnrolledUser, enrolled_user
 
@@ -34,11 +36,11 @@ DEV_IMAGE_ENV = "ENCLAVE_TEST_NOTEBOOK_IMAGE"  # only for local iteration; CI bu
 
 
 def notebook_image(settings) -> str:
-    """The researcher image, built (or found up to date) by hub.images."""
+    """The researcher image, built (or found up to date) by enclave.images."""
     override = os.environ.get(DEV_IMAGE_ENV)
     if override:
         return override
-    from hub.images import ensure_notebook_image
+    from enclave.images import ensure_notebook_image
 
     return ensure_notebook_image(settings)
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 
 import pyotp
 
-from hub import accounts, db, enrolment
-from hub.errors import Invalid
-from hub.models import Role
+from enclave import accounts, db
+from enclave.errors import Invalid
+from enclave.models import Role
+
+from hub.auth import enrolment
 
 
 @dataclass

@@ -5,8 +5,9 @@ import json
 import pytest
 from sqlalchemy import delete, update
 
-from hub import audit, db
-from hub.models import AuditEvent
+from enclave import audit, db
+from enclave.models import AuditEvent
+
 from tests.conftest import BOTH
 
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from hub import db
-from hub.models import Project
+from enclave import db
+from enclave.models import Project
+
 from tests.conftest import BOTH
 
 

@@ -4,7 +4,7 @@ import csv
 
 import pyarrow.parquet as pq
 
-from hub import demo
+from enclave.cli import demo
 
 
 def test_demo_creates_people_project_and_pseudonymised_data(cli, enclave_env, tmp_path):

@@ -11,8 +11,9 @@ import json
 
 import pytest
 
-from hub import download_refusals as dr
-from hub.errors import Invalid
+from enclave.errors import Invalid
+
+from hub.services import refusal_reports as dr
 
 
 def body(**fields) -> bytes:

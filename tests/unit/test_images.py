@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import images
-from hub.settings import Settings, SettingsError
+from enclave import images
+from enclave.settings import Settings, SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "images" / "notebook"))

@@ -6,8 +6,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from hub import paths
-from ingest import fingerprints as fp
+from enclave import fingerprints as fp
+from enclave import paths
 
 
 def _dataset() -> pa.Table:

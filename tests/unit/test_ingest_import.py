@@ -8,9 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hub import db, paths
-from hub.models import AuditEvent
-from ingest import fingerprints, importer, keys
+from enclave import db, fingerprints, paths
+from enclave.models import AuditEvent
+
+from ingest import importer, keys
 from tests.conftest import BOTH
 
 

@@ -1,4 +1,4 @@
-"""The login decision (hub.login) on a real database: each refusal, its audit reason, lockout expiry,
+"""The login decision (hub.auth.login) on a real database: each refusal, its audit reason, lockout expiry,
 the per-address throttle, replay, recovery codes, and `second_factor` for SSO."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import threading
 
 import pytest
 
-from hub import clock, db, login, passwords
-from hub.cli import main as cli_main  # noqa: F401 - the CLI module loads with ours
-from hub.models import Account, AuditEvent
+from enclave import clock, db
+from enclave.cli import main as cli_main  # noqa: F401 - the CLI module loads with ours
+from enclave.models import Account, AuditEvent
+
+from hub.auth import login, passwords
 from tests.conftest import BOTH
 from tests.support.users import enrolled_user, pending_user, totp_code
 
@@ -48,7 +50,7 @@ def test_good_login_and_every_refusal_is_audited(enclave_env):
         assert exc.value.reason == reason and message in str(exc.value)
     assert _reasons(enclave_env) == [c[1] for c in cases]
     with db.transaction(enclave_env.db_url) as s:
-        from hub import audit
+        from enclave import audit
 
         assert audit.verify(s).ok
 
@@ -110,7 +112,7 @@ def test_throttle_per_source_address(enclave_env):
 def test_inactive_accounts_are_refused(enclave_env, status):
     if status == "disabled":
         user = enrolled_user(enclave_env.settings, "ann")
-        from hub import accounts
+        from enclave import accounts
 
         with db.transaction(enclave_env.db_url) as s:
             accounts.disable(s, "test", "ann")
@@ -184,7 +186,7 @@ def test_raised_kdf_cost_upgrades_the_hash_at_next_login(enclave_env):
 
 
 def test_kdf_below_owasp_is_refused_at_start_up(tmp_path):
-    from hub.settings import SettingsError, load
+    from enclave.settings import SettingsError, load
 
     cfg = tmp_path / "enclave.toml"
     cfg.write_text("[auth]\nargon2_memory_kib = 4096\n")
@@ -216,7 +218,7 @@ def test_concurrent_failures_from_a_new_address_are_all_counted(enclave_env):
     for t in threads:
         t.join()
     assert results == ["unknown_user"] * 10
-    from hub.models import LoginThrottle
+    from enclave.models import LoginThrottle
 
     with db.transaction(enclave_env.db_url) as s:
         assert s.get(LoginThrottle, "198.51.100.9").failures == 10

@@ -1,4 +1,4 @@
-"""TOTP replay protection, seed encryption and recovery codes (hub.mfa) on a real database."""
+"""TOTP replay protection, seed encryption and recovery codes (hub.auth.mfa) on a real database."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import datetime as dt
 import pyotp
 import pytest
 
-from hub import db, mfa, secrets_store
-from hub.models import Account
+from enclave import db, secrets_store
+from enclave.models import Account
+
+from hub.auth import mfa
 from tests.support.users import enrolled_user
 
 

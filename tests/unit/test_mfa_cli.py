@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hub import db, login
-from hub.models import Account, AccountStatus, AuditEvent
+from enclave import db
+from enclave.models import Account, AccountStatus, AuditEvent
+
+from hub.auth import login
 from tests.support.users import enrol, enrolled_user, totp_code
 
 

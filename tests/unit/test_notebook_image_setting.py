@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from traitlets.config import Config
 
-from hub import spawner
-from hub.cli import main
-from hub.settings import Settings, SettingsError
+from enclave.cli import main
+from enclave.settings import Settings, SettingsError
+
+from hub.spawn import spawner
 
 
 def hub_config(data: dict) -> Config:
@@ -21,7 +22,7 @@ def hub_config(data: dict) -> Config:
 def test_only_images_notebook_set_the_hub_runs_and_allows_that_image():
     c = hub_config({"images": {"notebook": "site/nb:2"}})
     assert c.ProjectSpawner.image == "site/nb:2"
-    assert c.ProjectSpawner.image_allow_list == ["site/nb:2"]
+    assert list(c.ProjectSpawner.enclave_settings.spawner.allowed_images) == ["site/nb:2"]  # read there, declared once
 
 
 def test_nothing_set_runs_the_default_built_image():

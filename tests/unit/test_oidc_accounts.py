@@ -1,4 +1,4 @@
-"""Which enclave accounts an IdP-authenticated person may use (hub.oidc.admit / second_step), on the
+"""Which enclave accounts an IdP-authenticated person may use (hub.auth.oidc.admit / second_step), on the
 real database (SQLite and PostgreSQL), with the audit events each decision writes."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import types
 import pytest
 from sqlalchemy import select
 
-from hub import accounts, clock, db, oidc, roles
-from hub.errors import PermissionDenied
-from hub.login import LoginRefused
-from hub.models import Account, AuditEvent
+from enclave import accounts, clock, db
+from enclave.errors import PermissionDenied
+from enclave.models import Account, AuditEvent
+
+from hub.auth import oidc, roles
+from hub.auth.login import LoginRefused
 from tests.conftest import BOTH
 from tests.support.users import enrolled_user, pending_user, totp_code
 

@@ -1,4 +1,4 @@
-"""The id_token checks that decide whether the enclave trusts an IdP's MFA claim (hub.oidc)."""
+"""The id_token checks that decide whether the enclave trusts an IdP's MFA claim (hub.auth.oidc)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import time
 import jwt
 import pytest
 
-from hub import oidc
-from hub.errors import EnclaveError
+from enclave.errors import EnclaveError
+
+from hub.auth import oidc
 from tests.support.oidc_provider import OIDCProvider
 
 ISSUER = "https://idp.example.test"

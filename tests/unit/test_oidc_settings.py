@@ -1,12 +1,13 @@
-"""[oidc] settings and hub.oidc.configure: bad SSO configuration stops start-up with a clear message."""
+"""[oidc] settings and hub.auth.oidc.configure: bad SSO configuration stops start-up with a clear message."""
 
 from __future__ import annotations
 
 import pytest
 from traitlets.config import Config
 
-from hub import oidc
-from hub.settings import Settings, SettingsError
+from enclave.settings import Settings, SettingsError
+
+from hub.auth import oidc
 from tests.support.oidc_provider import OIDCProvider
 
 

@@ -6,15 +6,17 @@ import datetime as dt
 
 import pytest
 
-from hub.errors import PermissionDenied
-from hub.models import Account, AccountStatus, Membership, Project, ProjectStatus, Role
-from hub.permissions import can_spawn, check_can_spawn
+from enclave.errors import PermissionDenied
+from enclave.models import Account, AccountStatus, Membership, Project, ProjectStatus, Role
+from enclave.permissions import AccountState, account_state, can_spawn, check_can_spawn
 
 TODAY = dt.date(2026, 6, 15)
 
 
-def _account(status=AccountStatus.active, id=1):
-    return Account(id=id, username="ann", role=Role.researcher, status=status)
+def _account(status=AccountStatus.active, id=1, enrolled=True):
+    when = dt.datetime(2026, 1, 2) if enrolled else None
+    return Account(id=id, username="ann", role=Role.researcher, status=status,
+                   totp_secret=b"sealed" if enrolled else None, enrolled_at=when)
 
 
 def _project(members=(1,), status=ProjectStatus.active, start=dt.date(2026, 1, 1), end=dt.date(2026, 12, 31)):
@@ -62,3 +64,15 @@ def test_refusals(account, project, reason, words):
 def test_disabled_user_is_refused_even_as_member_of_an_open_project():
     with pytest.raises(PermissionDenied, match="disabled"):
         check_can_spawn(_account(AccountStatus.disabled), _project(), TODAY)
+
+
+def test_an_active_account_that_never_finished_enrolment_may_not_act():
+    """One rule for every caller: 'active' without a TOTP secret or an enrolment date is not enough
+    (OIDC used to skip the enrolment date)."""
+    half = _account(enrolled=False)
+    assert account_state(half) is AccountState.not_enrolled
+    half.totp_secret = b"sealed"  # a secret but no enrolment date: still refused
+    assert account_state(half) is AccountState.not_enrolled
+    with pytest.raises(PermissionDenied) as exc:
+        check_can_spawn(half, _project(), TODAY)
+    assert exc.value.reason == "account_not_active"

@@ -1,22 +1,25 @@
 """Which running notebook servers must stop because access ended, without Docker or a hub.
 
-The decision is the start rule (hub.permissions) applied to what the hub reports as running; the hub
-side is replaced by a recording stand-in for `hub.hubapi.HubAPI` (the module's one seam).
+The decision is the start rule (enclave.permissions) applied to what the hub reports as running; the hub
+side is replaced by a recording stand-in for `enclave.hubapi.HubAPI` (the module's one seam).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import socket
 
 import pytest
 from traitlets.config import Config
 
-from hub import accounts, db, projects, revocation
-from hub.hubapi import HubRefused, RunningServer
-from hub.models import AuditEvent, ProjectStatus
-from hub.settings import Settings, SettingsError
+from enclave import access, accounts, db, projects
+from enclave.hubapi import HubRefused, RunningServer
+from enclave.models import AuditEvent, ProjectStatus
+from enclave.settings import Settings, SettingsError
+
+from hub.services import access_reconciler
 from tests.conftest import BOTH
 from tests.support.users import enrolled_user
 
@@ -50,7 +53,7 @@ def _running(user, name, ready=True, pending=None):
 
 def _decide(env, servers):
     with db.transaction(env.db_url) as session:
-        return {(r.user, r.server): r for r in revocation.decide(session, servers, TODAY)}
+        return {(r.user, r.server): r for r in access.decide(session, servers, TODAY)}
 
 
 @pytest.mark.parametrize("db_url", BOTH, indirect=True)
@@ -97,15 +100,20 @@ def test_stopping_servers_are_left_alone_and_starting_ones_are_marked(world):
 
 
 class FakeHub:
-    """Stands in for hub.hubapi.HubAPI: reports `servers`, records stops, may refuse some."""
+    """Stands in for enclave.hubapi.HubAPI: reports `servers`, records stops, may refuse some."""
 
     def __init__(self, servers, refuse=(), slow=()):
         self.servers = list(servers)
         self.refuse, self.slow = set(refuse), set(slow)
         self.stopped: list[tuple[str, str]] = []
+        self.ended: list[tuple[str, str]] = []
 
     def running_servers(self):
-        return list(self.servers)
+        return [s for s in self.servers if (s.user, s.name) not in self.stopped]
+
+    def end_sessions(self, user, reason, actor):
+        self.ended.append((user, reason))
+        return {"tokens": 1}
 
     def stop(self, user, name, wait=60.0):
         if (user, name) in self.refuse:
@@ -126,7 +134,7 @@ def test_a_pass_stops_and_audits_each_refused_server_and_survives_a_failed_stop(
         [_running("ann", "open"), _running("ann", "held"), _running("cyd", "open"), _running("ann", "over")],
         refuse=[("ann", "held")], slow=[("ann", "over")],
     )
-    outcome = revocation.reconcile(hub, world.db_url, "service:test")
+    outcome = access.reconcile(hub, world.db_url, "service:test")
     assert sorted(hub.stopped) == [("ann", "over"), ("cyd", "open")]
     assert [(r.user, r.server) for r in outcome.stopped] == [("cyd", "open")]
     assert [(r.user, r.server) for r in outcome.still_stopping] == [("ann", "over")]
@@ -137,14 +145,14 @@ def test_a_pass_stops_and_audits_each_refused_server_and_survives_a_failed_stop(
     }
     assert {actor for actor, _, _ in events} == {"service:test"}
     with db.transaction(world.db_url) as session:
-        from hub import audit
+        from enclave import audit
 
         assert audit.verify(session).ok
 
 
 def test_a_pass_can_be_limited_to_the_servers_a_change_affects(world):
     hub = FakeHub([_running("ann", "held"), _running("cyd", "open")])
-    revocation.reconcile(hub, world.db_url, "cli:test", only=lambda s: s.name == "held")
+    access.reconcile(hub, world.db_url, "cli:test", only=lambda s: s.name == "held")
     assert hub.stopped == [("ann", "held")]
 
 
@@ -164,7 +172,7 @@ def test_cli_ends_access_and_says_in_one_line_when_no_hub_runs(world, cli):
         "(no access-check token yet)",
     ]
     # started once (token kept), but nothing listens on its API port now
-    revocation.service_token(world.state_dir)
+    access_reconciler.service_token(world.state_dir)
     from tests.support.hub import update_settings_file
 
     update_settings_file(world.config, {"hub": {"api_port": _free_port()}})
@@ -185,8 +193,30 @@ def test_cli_ends_access_and_says_in_one_line_when_no_hub_runs(world, cli):
         assert [m.account.username for m in projects.get(session, "open").memberships] == ["ann", "cyd"]
 
 
+def test_the_services_that_end_access_stop_and_end_what_they_must_whoever_calls_them(world, monkeypatch):
+    """Not through the CLI: a web page or a script calling the service gets the same consequences."""
+    hub = FakeHub([_running("ann", "open"), _running("bob", "open"), _running("ann", "held", ready=True)])
+    hub.stopped = []
+    monkeypatch.setattr(access, "local_api", lambda settings: hub)
+    s, out = world.settings, io.StringIO()
+    access.set_project_status(s, "web:admin", "held", ProjectStatus.active, out=out)  # resume: nothing stops
+    assert hub.stopped == [] and hub.ended == []
+    access.remove_member(s, "web:admin", "open", "bob", out=out)
+    assert hub.stopped == [("bob", "open")] and hub.ended == [("bob", "not_member")]
+    access.set_project_status(s, "web:admin", "held", ProjectStatus.suspended, out=out)
+    assert hub.stopped[-1] == ("ann", "held")
+    token = access.reset_mfa(s, "web:admin", "ann", out=out)
+    assert token and hub.stopped[-1] == ("ann", "open") and hub.ended[-1] == ("ann", "mfa_reset")
+    access.disable_account(s, "web:admin", "bob", out=out)
+    assert hub.ended[-1] == ("bob", "account_disabled")
+    events = _revoked_events(world)
+    assert [(target, d["user"], d["reason"]) for _, target, d in events] == [
+        ("open", "bob", "not_member"), ("held", "ann", "project_suspended"), ("open", "ann", "account_not_active")]
+    assert {actor for actor, _, _ in events} == {"web:admin"}
+
+
 def test_resume_does_not_ask_the_hub(world, cli):
-    revocation.service_token(world.state_dir)
+    access_reconciler.service_token(world.state_dir)
     code, out, _ = cli("project", "resume", "held")
     assert code == 0 and out.splitlines() == ["project 'held' is now active"]
 
@@ -196,14 +226,14 @@ def test_configure_registers_the_service_with_its_token_and_a_minimal_role(tmp_p
     c = Config()
     c.JupyterHub.services = [{"name": "egress", "url": "http://127.0.0.1:9"}]
     c.JupyterHub.load_roles = [{"name": "idle-culler", "scopes": ["list:users"], "services": ["idle-culler"]}]
-    revocation.configure(c, s)
-    revocation.configure(c, s)  # idempotent
+    access_reconciler.configure(c, s)
+    access_reconciler.configure(c, s)  # idempotent
     assert [svc["name"] for svc in c.JupyterHub.services] == ["egress", "access-reconciler"]
     svc = c.JupyterHub.services[1]
     token_file = tmp_path / "secrets" / "access_reconciler_token"
     assert svc["api_token"] == token_file.read_text().strip() and len(svc["api_token"]) == 64
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"
-    assert svc["command"][1:] == ["-m", "hub.revocation"]
+    assert svc["command"][1:] == ["-m", "hub.services.access_reconciler"]
     role = next(r for r in c.JupyterHub.load_roles if r["name"] == "access-reconciler")
     assert role == {"name": "access-reconciler", "scopes": ["list:users", "read:servers", "delete:servers",
                                                             "custom:enclave:end-sessions"],

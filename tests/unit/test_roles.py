@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from traitlets.config import Config
 
-from hub import roles
+from hub.auth import roles
 
 
 def test_no_role_holds_a_scope_on_other_people_that_reaches_data_or_tokens():

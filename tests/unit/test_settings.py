@@ -2,7 +2,7 @@
 
 import pytest
 
-from hub import settings
+from enclave import settings
 
 
 def test_defaults_without_file(tmp_path, monkeypatch):

@@ -11,9 +11,11 @@ import subprocess
 
 import pytest
 
-from hub import admission, firewall, hardening, network, seccomp
-from hub.errors import PermissionDenied
-from hub.settings import Settings, SettingsError
+from enclave import network, units
+from enclave.errors import PermissionDenied
+from enclave.settings import Settings, SettingsError
+
+from hub.spawn import admission, firewall, hardening, seccomp
 
 
 def _policy(**kw):
@@ -166,13 +168,13 @@ def test_firewall_apply_failure_says_what_to_do():
     ("100", 100), (1024, 1024), ("0 B", 0),
 ])
 def test_parse_bytes(text, expected):
-    assert admission.parse_bytes(text) == expected
+    assert units.parse_bytes(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "lots", "4 potatoes", "-1G"])
 def test_parse_bytes_refuses_nonsense(text):
     with pytest.raises(ValueError, match="not a memory size"):
-        admission.parse_bytes(text)
+        units.parse_bytes(text)
 
 
 class FixedMemory:
@@ -219,13 +221,13 @@ def test_default_spawner_settings():
 def test_configure_sets_spawner_culler_and_hub_api_address(tmp_path):
     from traitlets.config import Config
 
-    from hub.spawner import configure
+    from hub.spawn.spawner import configure
 
     s = Settings({"state_dir": str(tmp_path), "spawner": {"firewall": False, "idle_timeout": 1200}})
     c = Config()
     c.JupyterHub.services = [{"name": "egress", "url": "http://127.0.0.1:9"}]
     configure(c, s)
-    assert c.JupyterHub.spawner_class == "hub.spawner.ProjectSpawner"
+    assert c.JupyterHub.spawner_class == "hub.spawn.spawner.ProjectSpawner"
     assert c.JupyterHub.hub_bind_url == f"http://0.0.0.0:{s.hub.api_port}"
     names = [svc["name"] for svc in c.JupyterHub.services]
     assert names == ["egress", "idle-culler"]

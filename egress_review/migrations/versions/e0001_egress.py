@@ -14,7 +14,7 @@ branch_labels = ("egress_review",)
 depends_on = "0001_core"
 
 
-def _enum(name, *values):
+def enum_column(name, *values):
     return sa.Enum(*values, name=name, native_enum=False, length=20)
 
 
@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("project", sa.String(length=30), nullable=False),
         sa.Column("requester", sa.String(length=64), nullable=False),
-        sa.Column("status", _enum("egress_request_status", "submitted", "under_review", "changes_requested",
+        sa.Column("status", enum_column("egress_request_status", "submitted", "under_review", "changes_requested",
                                   "released", "rejected", "withdrawn"), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
@@ -55,7 +55,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("verdict", sa.Text(), nullable=False),
         sa.Column("check_status", sa.String(length=10), nullable=False),
-        sa.Column("status", _enum("egress_file_status", "pending", "approved", "changes_requested", "rejected",
+        sa.Column("status", enum_column("egress_file_status", "pending", "approved", "changes_requested", "rejected",
                                   "superseded"), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -68,7 +68,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("file_id", sa.Integer(), sa.ForeignKey("egress_files.id", ondelete="CASCADE"), nullable=False),
         sa.Column("steward", sa.String(length=64), nullable=False),
-        sa.Column("decision", _enum("egress_decision", "approve", "request_changes", "reject"), nullable=False),
+        sa.Column("decision", enum_column("egress_decision", "approve", "request_changes", "reject"), nullable=False),
         sa.Column("comment", sa.Text(), nullable=False),
         sa.Column("override_reason", sa.Text(), nullable=False),
         sa.Column("decided_at", sa.DateTime(), nullable=False),

@@ -3,7 +3,7 @@
 Fire-and-forget: `report_refusal` starts a POST to `$JUPYTERHUB_API_URL/enclave/refusals` with the
 server's own token and returns at once, so the researcher's 403/413 is neither delayed nor changed.
 Failures (no hub, as when the image runs on its own; a slow or refusing hub) are only logged. The hub
-takes the user and project from the token, not from this body (see hub/download_refusals.py).
+takes the user and project from the token, not from this body (see hub/services/refusal_reports.py).
 """
 
 from __future__ import annotations

@@ -185,8 +185,8 @@ def test_input_rows_of_the_project_fail(tmp_path):
     """An output holding rows of the project's imported data fails, naming the rows."""
     import pyarrow as pa
 
-    from hub import paths
-    from ingest.fingerprints import FingerprintWriter
+    from enclave import paths
+    from enclave.fingerprints import FingerprintWriter
 
     state = tmp_path / "state"
     w = FingerprintWriter("stays", ["region", "sex", "age_group", "n"], id_columns=[])

@@ -12,7 +12,8 @@ import types
 
 import pytest
 
-from hub import db, projects
+from enclave import db, projects
+
 from tests.support.users import enrolled_user
 
 

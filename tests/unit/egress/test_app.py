@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from egress_review.app import create_app
-from egress_review.auth import HeaderGate
+from tests.support.egress_gate import HeaderGate
 from tests.unit.egress.conftest import SAFE_CSV
 
 P = "/services/egress"
@@ -49,3 +49,12 @@ def test_submit_and_queue_through_the_app(client, egress):
     page = client.get(f"{P}/queue?status=submitted", headers=as_("sam"))
     assert page.status_code == 200 and f'{P}/requests/{r.json()["id"]}' in page.text
     assert client.get(f"{P}/queue?status=bogus", headers=as_("sam")).status_code == 400
+
+
+def test_the_service_as_started_ignores_the_test_header(egress):
+    """`python -m egress_review` builds the app with the hub's OAuth gate: naming a user in a header
+    gets nobody in (the header-trusting gate exists only under tests/)."""
+    real = TestClient(create_app(egress.settings))
+    r = real.get(f"{P}/api/me", headers=as_("ann"))
+    assert r.status_code == 401 and r.json()["error"] == "login_required"
+    assert not any("HeaderGate" in name for name in dir(__import__("egress_review.auth").auth))

@@ -4,11 +4,12 @@ import types
 
 import pytest
 
+from enclave.errors import Conflict, Invalid, PermissionDenied
+from enclave.models import Role
+
 from egress_review import permissions as perm
 from egress_review.permissions import Person
 from egress_review.workflow import Decision, FileStatus, RequestStatus
-from hub.errors import Conflict, Invalid, PermissionDenied
-from hub.models import Role
 
 ann = Person("ann", Role.researcher, frozenset({"cardio"}))
 bob = Person("bob", Role.researcher, frozenset({"other"}))

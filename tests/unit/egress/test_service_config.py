@@ -4,8 +4,9 @@ import sys
 
 from traitlets.config import Config
 
-from egress_review import service
-from hub import settings as settings_mod
+from enclave import settings as settings_mod
+
+from hub.services import egress as service
 
 
 def test_configure_adds_service_and_scope_and_keeps_others(tmp_path, monkeypatch):

@@ -5,12 +5,13 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from enclave import audit, db
+from enclave.errors import Conflict, EnclaveError, Invalid, PermissionDenied
+from enclave.models import AuditEvent
+
 from egress_review import downloads, review, store, submission
 from egress_review.models import ReleaseRequest, RequestFile, Review
 from egress_review.workflow import Decision
-from hub import audit, db
-from hub.errors import Conflict, EnclaveError, Invalid, PermissionDenied
-from hub.models import AuditEvent
 from tests.conftest import BOTH
 from tests.unit.egress.conftest import SAFE_CSV
 

@@ -6,8 +6,9 @@ import stat
 
 import pytest
 
+from enclave.errors import Invalid
+
 from egress_review import store
-from hub.errors import Invalid
 
 
 def _put(tmp_path, data: bytes, max_bytes=1 << 20):

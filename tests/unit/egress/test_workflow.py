@@ -6,7 +6,13 @@ import pytest
 
 from egress_review import workflow
 from egress_review.workflow import (
-    STATUS_EVENTS, STATUS_OWNERS, TRANSITION_ACTORS, VALID_TRANSITIONS, Decision, FileStatus, Owner,
+    STATUS_EVENTS,
+    STATUS_OWNERS,
+    TRANSITION_ACTORS,
+    VALID_TRANSITIONS,
+    Decision,
+    FileStatus,
+    Owner,
     RequestStatus,
 )
 
@@ -24,6 +30,31 @@ def test_transition_actors_match_valid_transitions():
     assert pairs == set(TRANSITION_ACTORS)
     for (a, _), who in TRANSITION_ACTORS.items():
         assert who != Owner.nobody
+
+
+def test_every_way_into_a_status_writes_the_same_event():
+    for (_, b), move in workflow.TRANSITIONS.items():
+        assert STATUS_EVENTS[b] == move.event
+
+
+@pytest.mark.parametrize("old, new, who, refusal", [
+    (S.submitted, S.under_review, Owner.researcher, "wrong_actor"),  # a researcher cannot start a review
+    (S.under_review, S.released, Owner.researcher, "wrong_actor"),  # ...nor release their own request
+    (S.changes_requested, S.submitted, Owner.steward, "wrong_actor"),  # a steward cannot resubmit for them
+    (S.under_review, S.withdrawn, Owner.steward, "wrong_actor"),
+    (S.released, S.submitted, Owner.researcher, "invalid_transition"),  # final is final
+    (S.submitted, S.released, Owner.steward, "invalid_transition"),  # no skipping the review
+], ids=["researcher-starts-review", "researcher-releases", "steward-resubmits", "steward-withdraws",
+        "reopen-released", "skip-review"])
+def test_set_status_enforces_the_table_and_its_actor(old, new, who, refusal):
+    from types import SimpleNamespace
+
+    from enclave.errors import EnclaveError
+
+    request = SimpleNamespace(id=7, status=old, project="p")
+    with pytest.raises(EnclaveError) as exc:
+        workflow.set_status(None, request, new, "someone", acting_as=who)  # refused before any write
+    assert exc.value.reason == refusal and request.status == old
 
 
 def test_final_statuses_have_no_owner_and_open_ones_do():

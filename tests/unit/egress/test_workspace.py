@@ -4,8 +4,9 @@ import os
 
 import pytest
 
+from enclave.errors import Invalid, NotFound, PermissionDenied
+
 from egress_review import workspace
-from hub.errors import Invalid, NotFound, PermissionDenied
 
 
 @pytest.fixture

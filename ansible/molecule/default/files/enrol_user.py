@@ -12,8 +12,10 @@ import time
 
 import pyotp
 
-from hub import db, enrolment
-from hub import settings as settings_mod
+from enclave import db
+from enclave import settings as settings_mod
+
+from hub.auth import enrolment
 
 token = sys.argv[1].rstrip("/").rsplit("/", 1)[-1]
 s = settings_mod.load()

@@ -1,0 +1,74 @@
+"""`enclave project create|list|suspend|close|add-member|remove-member`."""
+
+from __future__ import annotations
+
+from enclave import access, db, projects
+from enclave.cli.context import load
+from enclave.cli.util import actor, parse_date, print_table
+from enclave.models import DEFAULT_MIN_CELL_COUNT, ProjectStatus
+
+
+def register(sub) -> None:
+    p = sub.add_parser("project", help="manage projects and their members")
+    s = p.add_subparsers(dest="project_cmd", required=True)
+    c = s.add_parser("create", help="create a project over a data folder")
+    c.add_argument("slug")
+    c.add_argument("--data", required=True, help="folder with the project's data (mounted read-only)")
+    c.add_argument("--title", default="")
+    c.add_argument("--start", help="first day (YYYY-MM-DD, default today)")
+    c.add_argument("--end", help="last day (YYYY-MM-DD); nothing spawns after it")
+    c.add_argument("--min-cell-count", type=int, default=DEFAULT_MIN_CELL_COUNT,
+                   help="smallest count an output table may show (default 10; 11 for SNDS data)")
+    c.set_defaults(func=_create)
+    s.add_parser("list", help="list projects").set_defaults(func=_list)
+    for name, status in (("suspend", ProjectStatus.suspended), ("close", ProjectStatus.closed),
+                         ("resume", ProjectStatus.active)):
+        x = s.add_parser(name, help=f"mark a project {status.value}")
+        x.add_argument("slug")
+        x.set_defaults(func=_set_status, status=status)
+    for name, fn in (("add-member", _add_member), ("remove-member", _remove_member)):
+        m = s.add_parser(name, help=name.replace("-", " "))
+        m.add_argument("slug")
+        m.add_argument("user")
+        m.set_defaults(func=fn)
+
+
+def _create(args) -> int:
+    s = load(args)
+    start = parse_date(args.start, "--start")
+    end = parse_date(args.end, "--end")
+    with db.transaction(s.database_url) as session:
+        p = projects.create(session, actor(), args.slug, args.data, title=args.title, start=start,
+                            end=end, min_cell_count=args.min_cell_count)
+    print(f"created project '{p.slug}' over {p.data_dir}")
+    return 0
+
+
+def _list(args) -> int:
+    s = load(args)
+    with db.transaction(s.database_url) as session:
+        rows = [
+            (p.slug, p.status.value, p.start_date, p.end_date or "", p.min_cell_count,
+             ",".join(sorted(m.account.username for m in p.memberships)), p.data_dir)
+            for p in projects.list_all(session)
+        ]
+    print_table(["project", "status", "start", "end", "min cell", "members", "data"], rows)
+    return 0
+
+
+def _set_status(args) -> int:
+    access.set_project_status(load(args), actor(), args.slug, args.status)
+    return 0
+
+
+def _add_member(args) -> int:
+    s = load(args)
+    with db.transaction(s.database_url) as session:
+        projects.add_member(session, actor(), args.slug, args.user)
+    print(f"added '{args.user}' to '{args.slug}'")
+    return 0
+
+
+def _remove_member(args) -> int:
+    access.remove_member(load(args), actor(), args.slug, args.user)
+    return 0

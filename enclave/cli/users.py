@@ -1,0 +1,66 @@
+"""`enclave user add|list|disable|reset-mfa`."""
+
+from __future__ import annotations
+
+from enclave import access, accounts, db
+from enclave.cli.context import load
+from enclave.cli.util import actor, print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("user", help="manage accounts")
+    s = p.add_subparsers(dest="user_cmd", required=True)
+    a = s.add_parser("add", help="create an account; prints its one-time enrolment URL last")
+    a.add_argument("name")
+    a.add_argument("--role", required=True, help="researcher, steward or admin")
+    a.set_defaults(func=_add)
+    s.add_parser("list", help="list accounts").set_defaults(func=_list)
+    d = s.add_parser("disable", help="disable an account (it can no longer log in)")
+    d.add_argument("name")
+    d.set_defaults(func=_disable)
+    r = s.add_parser("reset-mfa", help="forget the user's TOTP, recovery codes and lock; prints a new "
+                     "enrolment URL last")
+    r.add_argument("name")
+    r.set_defaults(func=_reset_mfa)
+
+
+def enrolment_url(settings, token: str) -> str:
+    return f"{settings.public_url}/hub/enrol/{token}"
+
+
+def _add(args) -> int:
+    s = load(args)
+    role = accounts.parse_role(args.role)
+    with db.transaction(s.database_url) as session:
+        account, token = accounts.add(session, actor(), args.name, role, s.auth.enrolment_valid_hours)
+    print(f"created {account.role.value} '{account.username}'; enrolment link valid "
+          f"{s.auth.enrolment_valid_hours:g} h, usable once:")
+    print(enrolment_url(s, token))  # last, so scripts can take the link from the last line
+    return 0
+
+
+def _list(args) -> int:
+    s = load(args)
+    with db.transaction(s.database_url) as session:
+        rows = [
+            (a.username, a.role.value, a.status.value, "yes" if a.totp_secret and a.enrolled_at else "no",
+             a.locked_until.isoformat(timespec="seconds") if a.locked_until else "")
+            for a in accounts.list_all(session)
+        ]
+    print_table(["user", "role", "status", "mfa", "locked until"], rows)
+    return 0
+
+
+def _disable(args) -> int:
+    s = load(args)
+    access.disable_account(s, actor(), args.name)
+    return 0
+
+
+def _reset_mfa(args) -> int:
+    s = load(args)
+    token = access.reset_mfa(s, actor(), args.name)
+    print(f"reset MFA of '{args.name}': old codes and recovery codes no longer work; the account must "
+          f"enrol again with this link (valid {s.auth.enrolment_valid_hours:g} h, usable once):")
+    print(enrolment_url(s, token))
+    return 0

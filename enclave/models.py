@@ -1,0 +1,171 @@
+"""Tables of the enclave's own database: accounts, MFA material, projects, memberships, throttling, audit.
+
+Only the service modules (accounts, projects, audit) change these rows, each change with its audit
+event in the same transaction. Times are naive UTC (see enclave.clock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from enclave import clock
+
+DEFAULT_MIN_CELL_COUNT = 10  # smallest count an output table may show, unless a project says otherwise (ACRO)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Role(str, enum.Enum):
+    researcher = "researcher"
+    steward = "steward"
+    admin = "admin"
+
+
+class AccountStatus(str, enum.Enum):
+    pending = "pending"  # created, enrolment link not used yet
+    active = "active"
+    disabled = "disabled"
+
+
+class ProjectStatus(str, enum.Enum):
+    active = "active"
+    suspended = "suspended"
+    closed = "closed"
+
+
+def enum_column(e: type[enum.Enum], name: str) -> Enum:
+    """An Enum column stored as plain strings (no native enum), so migrations stay simple on SQLite and
+    PostgreSQL; every package with tables uses it."""
+    return Enum(e, name=name, native_enum=False, validate_strings=True, length=20)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
+    status: Mapped[AccountStatus] = mapped_column(enum_column(AccountStatus, "account_status"))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, never plain
+    totp_last_counter: Mapped[int] = mapped_column(Integer, default=0)  # last accepted time step
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
+    enrolled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    recovery_codes: Mapped[list[RecoveryCode]] = relationship(
+        back_populates="account", cascade="all, delete-orphan"
+    )
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="account", cascade="all, delete-orphan"
+    )
+
+
+class RecoveryCode(Base):
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    account: Mapped[Account] = relationship(back_populates="recovery_codes")
+
+
+class EnrolmentToken(Base):
+    __tablename__ = "enrolment_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    account: Mapped[Account] = relationship()
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(30), unique=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    data_dir: Mapped[str] = mapped_column(Text)
+    status: Mapped[ProjectStatus] = mapped_column(enum_column(ProjectStatus, "project_status"))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    min_cell_count: Mapped[int] = mapped_column(Integer, default=DEFAULT_MIN_CELL_COUNT)
+    mem_limit: Mapped[str | None] = mapped_column(String(20))  # overrides the site default
+    cpu_limit: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("project_id", "account_id", name="uq_membership"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
+
+    project: Mapped[Project] = relationship(back_populates="memberships")
+    account: Mapped[Account] = relationship(back_populates="memberships")
+
+
+class LoginThrottle(Base):
+    """Failures per source address, so guessing across many accounts is slowed too."""
+
+    __tablename__ = "login_throttle"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class AuditEvent(Base):
+    """One row of the append-only, hash-chained audit log (see enclave.audit)."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[dt.datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """Single row naming the last event: serialises writers and catches a deleted tail."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

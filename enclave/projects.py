@@ -1,0 +1,126 @@
+"""Project lifecycle and membership: the only code that changes projects, each change audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from enclave import audit, clock
+from enclave.errors import Conflict, Invalid, NotFound
+from enclave.models import DEFAULT_MIN_CELL_COUNT, Account, AccountStatus, Membership, Project, ProjectStatus, Role
+
+# A project slug is also the JupyterHub named-server name: JupyterHub 6 allows 1-30 chars of
+# [a-z0-9-] starting with a letter.
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+
+
+def get(session: Session, slug: str) -> Project:
+    project = session.execute(select(Project).where(Project.slug == slug)).scalar_one_or_none()
+    if project is None:
+        raise NotFound(f"no project '{slug}' (see `enclave project list`)")
+    return project
+
+
+def create(
+    session: Session,
+    actor: str,
+    slug: str,
+    data_dir: str,
+    *,
+    title: str = "",
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    min_cell_count: int = DEFAULT_MIN_CELL_COUNT,
+) -> Project:
+    if not SLUG_RE.match(slug):
+        raise Invalid(
+            f"project name '{slug}' is not allowed: use 1-30 lowercase letters, digits or '-', starting with a letter"
+        )
+    data = Path(data_dir).expanduser()
+    if not data.is_dir():
+        raise Invalid(f"data folder {data} does not exist or is not a folder")
+    data = data.resolve()
+    start = start or clock.today()
+    if end is not None and end < start:
+        raise Invalid(f"end date {end} is before start date {start}")
+    if min_cell_count < 1:
+        raise Invalid("--min-cell-count must be at least 1")
+    if session.execute(select(Project.id).where(Project.slug == slug)).first():
+        raise Conflict(f"project '{slug}' already exists")
+    project = Project(
+        slug=slug, title=title or slug, data_dir=str(data), status=ProjectStatus.active,
+        start_date=start, end_date=end, min_cell_count=min_cell_count,
+    )
+    session.add(project)
+    session.flush()
+    audit.record(session, actor, "project.create", slug, {
+        "data_dir": str(data), "start": str(start), "end": str(end) if end else None,
+        "min_cell_count": min_cell_count,
+    })
+    return project
+
+
+def list_all(session: Session) -> list[Project]:
+    return list(session.execute(select(Project).order_by(Project.slug)).scalars())
+
+
+def set_status(session: Session, actor: str, slug: str, status: ProjectStatus) -> Project:
+    project = get(session, slug)
+    if project.status == ProjectStatus.closed:
+        raise Invalid(f"project '{slug}' is closed; a closed project cannot change status")
+    if project.status == status:
+        raise Invalid(f"project '{slug}' is already {status.value}")
+    old = project.status
+    project.status = status
+    audit.record(session, actor, f"project.{status.value}", slug, {"from": old.value})
+    return project
+
+
+def add_member(session: Session, actor: str, slug: str, username: str) -> Membership:
+    project = get(session, slug)
+    if project.status == ProjectStatus.closed:
+        raise Invalid(f"project '{slug}' is closed; members cannot be added")
+    account = session.execute(select(Account).where(Account.username == username)).scalar_one_or_none()
+    if account is None:
+        raise NotFound(f"no user '{username}' (see `enclave user list`)")
+    if account.role != Role.researcher:
+        raise Invalid(
+            f"'{username}' is a {account.role.value}; only researchers are project members "
+            "(stewards review outputs of every project)"
+        )
+    if account.status == AccountStatus.disabled:
+        raise Invalid(f"user '{username}' is disabled")
+    if any(m.account_id == account.id for m in project.memberships):
+        raise Conflict(f"'{username}' is already a member of '{slug}'")
+    m = Membership(project=project, account=account)
+    session.add(m)
+    session.flush()
+    audit.record(session, actor, "project.add_member", slug, {"user": username})
+    return m
+
+
+def remove_member(session: Session, actor: str, slug: str, username: str) -> None:
+    project = get(session, slug)
+    for m in project.memberships:
+        if m.account.username == username:
+            session.delete(m)
+            session.flush()
+            audit.record(session, actor, "project.remove_member", slug, {"user": username})
+            return
+    raise NotFound(f"'{username}' is not a member of '{slug}'")
+
+
+def projects_of(session: Session, username: str) -> list[Project]:
+    """The projects a user belongs to, whatever their status."""
+    stmt = (
+        select(Project)
+        .join(Membership, Membership.project_id == Project.id)
+        .join(Account, Account.id == Membership.account_id)
+        .where(Account.username == username)
+        .order_by(Project.slug)
+    )
+    return list(session.execute(stmt).scalars())

@@ -3,19 +3,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import statistics
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from enclave import db
+from enclave import clock, db, volumes
+from enclave import projects as projects_svc
 from enclave.errors import EnclaveError
+from enclave.models import Role
 
 from egress_review import permissions, preview, queries, review, store, submission, web
 from egress_review.web import Ctx, caller, page
 from egress_review.workflow import Decision, RequestStatus
 
 router = APIRouter(include_in_schema=False)
+OUTLIER_FACTOR = 3  # a person's daily volume this many times the day's median is marked on the volumes page
 
 
 def _back_to(ctx: Ctx, req_id: int) -> RedirectResponse:
@@ -136,6 +141,32 @@ def queue(request: Request, status: str = "", project: str = "", page_no: int = 
         q = queries.queue(s, ctx.person, st, project or None, page_no)
     return page(request, ctx, "queue.html", q=q, status=status, project=project,
                 statuses=[x.value for x in RequestStatus])
+
+
+@router.get("/volumes", response_class=HTMLResponse)
+def volumes_page(request: Request, day: str = "", ctx: Ctx = Depends(caller)):
+    """Stewards' view of the host guard's record: each person's daily volume per project, outliers on top."""
+    permissions.check_can_see_queue(ctx.person)
+    try:
+        when = dt.date.fromisoformat(day) if day else clock.today()
+    except ValueError:
+        raise EnclaveError(f"'{day}' is not a day; write YYYY-MM-DD", reason="bad_day") from None
+    with db.transaction(ctx.url) as s:
+        rows = queries.volumes(s, ctx.settings.guard, when)
+    median = statistics.median([r["bytes"] for r in rows]) if rows else 0
+    for r in rows:
+        r["outlier"] = median > 0 and r["bytes"] > OUTLIER_FACTOR * median
+    return page(request, ctx, "volumes.html", rows=rows, day=when.isoformat(), median_mib=round(median / 2**20, 1),
+                outlier_factor=OUTLIER_FACTOR, can_raise=ctx.person.role == Role.steward)
+
+
+@router.post("/volumes/raise")
+def raise_volume(user: str = Form(...), project: str = Form(...), mib: int = Form(...), reason: str = Form(...),
+                 ctx: Ctx = Depends(caller)):
+    permissions.check_can_see_queue(ctx.person)
+    with db.transaction(ctx.url) as s:
+        volumes.raise_cap(s, ctx.person.username, user, projects_svc.get(s, project), mib, reason)
+    return RedirectResponse(f"{ctx.prefix}/volumes", status_code=303)
 
 
 @router.get("/logout")

@@ -10,6 +10,8 @@ import datetime as dt
 import enum
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Date,
     DateTime,
     Enum,
@@ -115,6 +117,11 @@ class Project(Base):
     min_cell_count: Mapped[int] = mapped_column(Integer, default=DEFAULT_MIN_CELL_COUNT)
     mem_limit: Mapped[str | None] = mapped_column(String(20))  # overrides the site default
     cpu_limit: Mapped[float | None] = mapped_column(Float)
+    # The host guard's bounds for this project; None: the site's [guard] value.
+    guard_burst_mib: Mapped[int | None] = mapped_column(Integer)
+    guard_sustained_kib_per_s: Mapped[int | None] = mapped_column(Integer)
+    guard_daily_mib: Mapped[int | None] = mapped_column(Integer)
+    terminals: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
 
     memberships: Mapped[list[Membership]] = relationship(
@@ -169,3 +176,36 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class DailyVolume(Base):
+    """Bytes one person's notebook server of one project sent toward people on one day (UTC), as the
+    host guard counted them, and the cap for that day if a steward raised it."""
+
+    __tablename__ = "daily_volumes"
+    __table_args__ = (UniqueConstraint("day", "username", "project", name="uq_daily_volume"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(String(30))
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    raised_cap_mib: Mapped[int | None] = mapped_column(Integer)
+    capped: Mapped[bool] = mapped_column(Boolean, default=False)  # the guard stopped a server at the cap
+
+
+class GuardedServer(Base):
+    """A running notebook server under the host guard: the kernel objects that meter it (named by
+    `key`), its address, and how much of its counter is already in daily_volumes."""
+
+    __tablename__ = "guarded_servers"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(String(30))
+    ip: Mapped[str] = mapped_column(String(45))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
+    counted_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # of the kernel counter, already recorded
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)  # last notebook.egress_volume
+    cap_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # what the kernel quota allows this server
+    slowed: Mapped[bool] = mapped_column(Boolean, default=False)  # burst spent, already audited

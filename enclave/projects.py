@@ -80,6 +80,30 @@ def set_status(session: Session, actor: str, slug: str, status: ProjectStatus) -
     return project
 
 
+GUARD_BOUNDS = ("guard_burst_mib", "guard_sustained_kib_per_s", "guard_daily_mib", "terminals")
+SITE = object()  # "use the site's [guard] value again"
+
+
+def set_guard_bounds(session: Session, actor: str, slug: str, **changes) -> Project:
+    """Set a project's own host-guard bounds (GUARD_BOUNDS keys; SITE: back to the site's); audited.
+    Servers started from now on get them."""
+    project = get(session, slug)
+    if project.status == ProjectStatus.closed:
+        raise Invalid(f"project '{slug}' is closed; its bounds cannot change")
+    done = {}
+    for key, value in changes.items():
+        if key not in GUARD_BOUNDS:
+            raise Invalid(f"unknown guard bound '{key}'")
+        value = None if value is SITE else value
+        if key != "terminals" and value is not None and value < 1:
+            raise Invalid(f"{key.removeprefix('guard_')} must be at least 1")
+        setattr(project, key, value)
+        done[key] = value
+    if done:
+        audit.record(session, actor, "project.guard_bounds", slug, done)
+    return project
+
+
 def add_member(session: Session, actor: str, slug: str, username: str) -> Membership:
     project = get(session, slug)
     if project.status == ProjectStatus.closed:

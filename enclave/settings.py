@@ -408,6 +408,77 @@ class EgressSection(Configurable):
         return proposal["value"]
 
 
+class GuardSection(Configurable):
+    """[guard]: the host guard between notebook containers and browsers (see docs/guard.md). It meters,
+    paces and caps the bytes each notebook server sends toward people, and refuses download paths,
+    on the host where code in the container cannot reach it. A project may override the byte bounds
+    and terminals (`enclave project limits`); a steward may raise a person's cap for a day."""
+
+    enabled = Bool(
+        True,
+        help="Put every notebook server behind the host guard. Security: false leaves bytes toward browsers "
+        "unbounded and downloads refused only by the image, inside the researcher's container (start-up "
+        "warns); only for hosts without nftables or HAProxy, never with real data.",
+    ).tag(config=True)
+    burst_mib = Integer(
+        48,
+        help="Bytes (MiB) a notebook server may send at full speed before it is slowed to the sustained "
+        "rate; the allowance refills at that rate. Opening JupyterLab with an empty browser cache and "
+        "running a first cell sent about 6 MB (`python -m bench guard`). Security: a bulk copy gets this "
+        "much out at speed, then only the sustained rate.",
+    ).tag(config=True)
+    sustained_kib_per_s = Integer(
+        28,
+        help="Sustained rate (KiB/s, counted on IP packets) once the burst is spent: 28 is 1.7 MB/min, "
+        "enough for tables, plots and typing. Security: bounds an exact copy to this rate.",
+    ).tag(config=True)
+    daily_mib = Integer(
+        256,
+        help="Most bytes (MiB) one person's notebook server of one project may send toward people in a day; "
+        "at the cap the server is stopped and cannot start again that day unless a steward raises it "
+        "(`enclave volume raise`). Security: bounds what leaves in a day whatever the channel.",
+    ).tag(config=True)
+    terminals = Bool(
+        True,
+        help="Offer terminals in notebooks (metered like every other channel). A project may switch them "
+        "off; the host refuses terminal paths, and the server is told not to offer them.",
+    ).tag(config=True)
+    contents_read_mib = Integer(
+        5,
+        help="Largest contents-API answer (MiB) the host lets through, and only with a Content-Length; "
+        "the image's own limit stays as a second layer. Security: no file in bulk through the file API.",
+    ).tag(config=True)
+    record_seconds = Integer(
+        300, help="How often each running server's volume is written to the audit log (notebook.egress_volume)."
+    ).tag(config=True)
+    sample_seconds = Float(
+        5.0, help="How often the guard reads the host's byte counters (caps are enforced by the kernel meanwhile)."
+    ).tag(config=True)
+    proxy_port = Integer(
+        8095, help="Loopback port of the guard's HTTP proxy (HAProxy) between the hub's proxy and the notebooks."
+    ).tag(config=True)
+    log_port = Integer(
+        8096, help="Loopback UDP port on which the guard service receives the proxy's refusal log."
+    ).tag(config=True)
+    nft_table = Unicode(
+        "enclave_guard", help="nftables table (inet) holding the guard's meters, pacers and caps."
+    ).tag(config=True)
+
+    @validate("burst_mib", "sustained_kib_per_s", "daily_mib", "contents_read_mib", "record_seconds")
+    def _positive(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError(f"{proposal['trait'].name} must be at least 1")
+        return proposal["value"]
+
+    @validate("sample_seconds")
+    def _sample(self, proposal):
+        return _between(proposal, 0.2, 60)
+
+    @validate("proxy_port", "log_port")
+    def _valid_port(self, proposal):
+        return _between(proposal, 1, 65535)
+
+
 class IngestSection(Configurable):
     """[ingest]: what `enclave data import` accepts (re-identification risk, identifier columns)."""
 
@@ -514,6 +585,7 @@ SECTIONS: dict[str, type[Configurable]] = {
     "oidc": OIDCSection,
     "spawner": SpawnerSection,
     "egress": EgressSection,
+    "guard": GuardSection,
     "ingest": IngestSection,
     "images": ImagesSection,
     "disclosure": DisclosureSection,

@@ -30,6 +30,21 @@ def config_list(section, key: str) -> list:
     return list(value)
 
 
+def register_service(c, s, spec: dict, scopes: list[str] | None = None) -> None:
+    """Add (or replace) a managed service: it gets the enclave settings' location in its environment, and,
+    with `scopes`, a role of exactly those scopes (its API token comes in `spec`)."""
+    import os
+
+    env = {k: os.environ[k] for k in ("ENCLAVE_CONFIG", "ENCLAVE_STATE_DIR") if os.environ.get(k)}
+    env.setdefault("ENCLAVE_STATE_DIR", str(s.state_dir))
+    name = spec["name"]
+    services = [svc for svc in config_list(c.JupyterHub, "services") if svc.get("name") != name]
+    c.JupyterHub.services = services + [{"environment": env, **spec}]
+    if scopes is not None:
+        roles = [r for r in config_list(c.JupyterHub, "load_roles") if r.get("name") != name]
+        c.JupyterHub.load_roles = roles + [{"name": name, "scopes": list(scopes), "services": [name]}]
+
+
 def use_wal(db_url: str) -> None:
     """Put JupyterHub's own SQLite file in WAL mode (a persistent property of the file): a commit
     then appends to the log instead of rewriting pages under a rollback journal, which is most of

@@ -9,7 +9,7 @@ from enclave import db, secrets_store
 from enclave import settings as settings_mod
 from hub import hubconfig
 from hub.auth import authenticator, oidc, roles, sessions
-from hub.services import access_reconciler, egress, refusal_reports
+from hub.services import access_reconciler, egress, egress_guard, refusal_reports
 from hub.spawn import spawner
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -22,6 +22,7 @@ db.migrate(s.database_url)
 CONFIGURERS = [
     hubconfig,  # proxy, database, cookie secret, ports
     spawner,  # per-project notebook containers, hub API address, firewall, idle culler
+    egress_guard,  # host guard: kernel meters, its HTTP proxy (HAProxy) and the service keeping the record
     authenticator,  # password + TOTP login, enrolment page
     egress,  # output review service at /services/egress/ (HubOAuth)
     access_reconciler,  # access-reconciler service: stops servers whose access has ended

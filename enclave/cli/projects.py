@@ -1,8 +1,10 @@
-"""`enclave project create|list|suspend|close|add-member|remove-member`."""
+"""`enclave project create|list|suspend|close|resume|add-member|remove-member|limits`."""
 
 from __future__ import annotations
 
-from enclave import access, db, projects
+import argparse
+
+from enclave import access, db, projects, volumes
 from enclave.cli.context import load
 from enclave.cli.util import actor, parse_date, print_table
 from enclave.models import DEFAULT_MIN_CELL_COUNT, ProjectStatus
@@ -31,6 +33,43 @@ def register(sub) -> None:
         m.add_argument("slug")
         m.add_argument("user")
         m.set_defaults(func=fn)
+    g = s.add_parser("limits", help="show or set the host guard's bounds for a project (servers started "
+                     "from now on get them); 'site' goes back to the [guard] setting")
+    g.add_argument("slug")
+    for flag in ("--burst-mib", "--sustained-kib-per-s", "--daily-mib"):
+        g.add_argument(flag, type=_number_or_site, metavar="N|site")
+    g.add_argument("--terminals", choices=["on", "off", "site"])
+    g.set_defaults(func=_limits)
+
+
+def _number_or_site(text: str):
+    if text == "site":
+        return projects.SITE
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number nor 'site'") from None
+
+
+def _limits(args) -> int:
+    s = load(args)
+    changes = {f"guard_{k}": getattr(args, k) for k in ("burst_mib", "sustained_kib_per_s", "daily_mib")
+               if getattr(args, k) is not None}
+    if args.terminals is not None:
+        changes["terminals"] = {"on": True, "off": False, "site": projects.SITE}[args.terminals]
+    with db.transaction(s.database_url) as session:
+        project = projects.set_guard_bounds(session, actor(), args.slug, **changes) if changes \
+            else projects.get(session, args.slug)
+        b = volumes.bounds_for(project, s.guard)
+        own = {k: getattr(project, k) is not None for k in projects.GUARD_BOUNDS}
+    mark = {True: "project", False: "site"}
+    print_table(["bound", "value", "from"], [
+        ("burst", f"{b.burst_bytes // volumes.MIB} MiB", mark[own["guard_burst_mib"]]),
+        ("sustained", f"{b.sustained_bytes_per_s // 1024} KiB/s", mark[own["guard_sustained_kib_per_s"]]),
+        ("daily cap", f"{b.daily_bytes // volumes.MIB} MiB", mark[own["guard_daily_mib"]]),
+        ("terminals", "on" if b.terminals else "off", mark[own["terminals"]]),
+    ])
+    return 0
 
 
 def _create(args) -> int:

@@ -8,21 +8,19 @@ It authenticates with its API token (state_dir/secrets/access_reconciler_token, 
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import secrets
 import sys
 import time
 from pathlib import Path
 
 from enclave import secrets_store
-from enclave import settings as settings_mod
 from enclave.access import ACTOR, SERVICE, TOKEN_FILE, reconcile
 from enclave.hubapi import HubAPI, HubUnavailable
 
 from hub.auth import sessions
-from hub.hubconfig import config_list
+from hub.hubconfig import register_service
+from hub.services import start
 
 SCOPES = ["list:users", "read:servers", "delete:servers", sessions.SCOPE]
 log = logging.getLogger(SERVICE)
@@ -34,17 +32,11 @@ def service_token(state_dir: Path) -> str:
 
 def configure(c, s) -> None:
     """Register the access-reconciler service, its token and its minimal role with the hub."""
-    env = {k: os.environ[k] for k in ("ENCLAVE_CONFIG", "ENCLAVE_STATE_DIR") if os.environ.get(k)}
-    env.setdefault("ENCLAVE_STATE_DIR", str(s.state_dir))
-    services = [svc for svc in config_list(c.JupyterHub, "services") if svc.get("name") != SERVICE]
-    c.JupyterHub.services = services + [{
+    register_service(c, s, {
         "name": SERVICE,
         "command": [sys.executable, "-m", "hub.services.access_reconciler"],
         "api_token": service_token(s.state_dir),
-        "environment": env,
-    }]
-    roles = [r for r in config_list(c.JupyterHub, "load_roles") if r.get("name") != SERVICE]
-    c.JupyterHub.load_roles = roles + [{"name": SERVICE, "scopes": list(SCOPES), "services": [SERVICE]}]
+    }, SCOPES)
 
 
 def run_forever(api: HubAPI, db_url: str, interval: float) -> None:
@@ -62,12 +54,8 @@ def run_forever(api: HubAPI, db_url: str, interval: float) -> None:
         time.sleep(delay)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub.services.access_reconciler", description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=f"[%(levelname).1s %(asctime)s {SERVICE}] %(message)s")
-    s = settings_mod.load()
-    api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+def main() -> int:
+    s, api = start("python -m hub.services.access_reconciler", SERVICE, __doc__.splitlines()[0])
     log.info("checking running notebook servers every %s s", s.spawner.access_check_seconds)
     try:
         run_forever(api, s.database_url, float(s.spawner.access_check_seconds))

@@ -5,12 +5,15 @@ enclave database whether this person may work in this project today (enclave.per
 host has memory to spare (hub.spawn.admission); a refusal is an HTTP 403/503 whose message the person sees.
 Then: the project network (enclave.network) and its gateway, which becomes this server's hub API address;
 the workspace folder; and a container whose security invariants (hub.spawn.hardening) are written over any
-`extra_*` configuration and checked on the created container before it starts.
+`extra_*` configuration and checked on the created container before it starts. Once it runs, the host
+guard (hub.guard) meters and bounds what it sends, and the hub's proxy reaches it only through the
+guard's proxy; at stop, the guard's last count is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import os
 import secrets
@@ -25,10 +28,12 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from traitlets import Any, Float, Integer, default
 
-from enclave import audit, clock, db, network, paths, permissions, secrets_store, units
+from enclave import audit, clock, db, network, paths, permissions, secrets_store, units, volumes
 from enclave.errors import EnclaveError, HostFault, PermissionDenied, Unavailable
-from enclave.models import Account, Project
+from enclave.models import Account, GuardedServer, Project
 
+from hub.guard import ledger, proxy
+from hub.guard.meter import SERVER_PORT, GuardError, Meter
 from hub.hubconfig import config_list
 from hub.spawn import admission, firewall
 from hub.spawn.hardening import Policy, harden, inspect_violations, tmpfs_options, violations
@@ -103,12 +108,15 @@ class ProjectSpawner(DockerSpawner):
                 select(Account).where(Account.username == self.user.name)
             ).scalar_one_or_none()
             project = session.execute(select(Project).where(Project.slug == self.name)).scalar_one_or_none()
-            permissions.check_can_spawn(account, project, clock.today())
+            check_start(session, self.enclave_settings, account, project, self.user.name)
+            guard = self.enclave_settings.guard
             return dict(
                 slug=project.slug,
                 data_dir=project.data_dir,
                 mem_limit=project.mem_limit or self.section.mem_limit,
                 cpu_limit=project.cpu_limit or self.section.cpu_limit,
+                bounds=volumes.bounds_for(project, guard),
+                remaining=volumes.remaining(session, clock.today(), self.user.name, project, guard),
             )
 
     # -- start -------------------------------------------------------------------------------
@@ -160,10 +168,71 @@ class ProjectSpawner(DockerSpawner):
             tmpfs={p: tmpfs_options(p, self.section.tmpfs_size) for p in self.section.tmpfs_paths},
             ipv6_kernel=firewall.ipv6_kernel(),
         )
-        ip_port = await super().start()
-        await self._wait_answering(*ip_port)
-        self._audit("notebook.start", {"image": self.image, "mem_limit": self.mem_limit, "cpu_limit": self.cpu_limit})
-        return ip_port
+        self._bounds = facts["bounds"]
+        ip, port = await super().start()
+        reached_at = self._put_under_guard(ip, facts) if self.enclave_settings.guard.enabled else (ip, port)
+        await self._wait_answering(ip, port)
+        self._audit("notebook.start", {"image": self.image, "mem_limit": self.mem_limit, "cpu_limit": self.cpu_limit,
+                                       "guarded": self.enclave_settings.guard.enabled})
+        return reached_at
+
+    def get_args(self):
+        """The server's arguments; terminals off where the project (or site) has them off (second
+        layer: the guard's proxy refuses terminal paths for such servers whatever the server does)."""
+        args = super().get_args()
+        bounds = getattr(self, "_bounds", None)
+        if bounds is not None and not bounds.terminals:
+            args.append("--ServerApp.terminals_enabled=False")
+        return args
+
+    # -- the host guard -------------------------------------------------------------------------
+    @property
+    def guard_key(self) -> str:
+        """Names this server's kernel meters (opaque, like its container name)."""
+        return hashlib.sha256(self.object_name.encode()).hexdigest()[:16]
+
+    def _meter(self) -> Meter:
+        return Meter(self.enclave_settings.guard.nft_table, self.section.bridge_prefix)
+
+    def _put_under_guard(self, ip: str, facts: dict) -> tuple[str, int]:
+        """Meter, pace and cap what the container at `ip` sends; route the hub's proxy to it through the
+        guard's proxy. Returns where the hub's proxy must send this server's requests."""
+        guard, bounds = self.enclave_settings.guard, facts["bounds"]
+        self._release_guard(record=False)  # whatever a crash left under this key
+        try:
+            self._meter().guard(self.guard_key, ip, burst=bounds.burst_bytes, rate=bounds.sustained_bytes_per_s,
+                                cap=facts["remaining"])
+        except GuardError as exc:  # the container never answers anyone unguarded (the table fails closed)
+            raise HostFault("The host guard could not watch this notebook, so it is not started; tell an "
+                            "administrator.", detail=str(exc), reason="guard_failed") from None
+        now = clock.now()
+        with db.transaction(self.enclave_settings.database_url) as session:
+            session.add(GuardedServer(key=self.guard_key, username=self.user.name, project=self.name, ip=ip,
+                                      started_at=now, counted_bytes=0, recorded_at=now,
+                                      cap_bytes=facts["remaining"], slowed=False))
+        proxy.ProxyRoutes(proxy.files_for(self.enclave_settings.state_dir)).route(
+            self.user.name, self.name, ip, SERVER_PORT, bounds.terminals)
+        return "127.0.0.1", guard.proxy_port
+
+    def _release_guard(self, record: bool = True) -> None:
+        """Take the server out of the guard and record its last count (`notebook.egress_volume`, final)."""
+        guard = self.enclave_settings.guard
+        with db.transaction(self.enclave_settings.database_url) as session:
+            row = session.get(GuardedServer, self.guard_key)
+            if row is None:
+                return
+            try:
+                reading = self._meter().release(self.guard_key, row.ip)
+            except GuardError as exc:  # the record must not stop a stop; the next start replaces the meters
+                self.log.error("guard release of %s failed: %s", self.name, exc)
+                reading = None
+            if record and reading is not None:
+                bounds = getattr(self, "_bounds", None)
+                ledger.settle(session, row, reading.sent, reading.held_back, record_seconds=guard.record_seconds,
+                              burst_bytes=bounds.burst_bytes if bounds else guard.burst_mib * volumes.MIB,
+                              final=True)
+            session.delete(row)
+        proxy.ProxyRoutes(proxy.files_for(self.enclave_settings.state_dir)).unroute(self.user.name, self.name)
 
     async def _wait_answering(self, ip: str, port: int) -> None:
         """Return as soon as the server answers HTTP (polling every `ready_poll_seconds`).
@@ -237,11 +306,21 @@ class ProjectSpawner(DockerSpawner):
     async def stop(self, now=False):
         await super().stop(now=now)
         if self.name:
+            if self.enclave_settings.guard.enabled:
+                self._release_guard()
             self._audit("notebook.stop", {})
 
 
+def check_start(session, settings, account, project, username: str) -> None:
+    """May this server start now: the spawn rule (enclave.permissions), then today's volume under the
+    cap when the guard is on. The home page asks the same, to say why a start would be refused."""
+    permissions.check_can_spawn(account, project, clock.today())
+    if settings.guard.enabled:
+        volumes.check_within_cap(session, clock.today(), username, project, settings.guard)
+
+
 # -- home page ------------------------------------------------------------------------------------
-def home_projects(db_url: str):
+def home_projects(settings):
     """template_vars callable: the user's projects with whether they may start and why not."""
 
     def projects_for(user) -> list[dict]:
@@ -250,11 +329,11 @@ def home_projects(db_url: str):
         from enclave import projects as projects_service
 
         rows = []
-        with db.transaction(db_url) as session:
+        with db.transaction(settings.database_url) as session:
             account = session.execute(select(Account).where(Account.username == user.name)).scalar_one_or_none()
             for project in projects_service.projects_of(session, user.name):
                 try:
-                    permissions.check_can_spawn(account, project, clock.today())
+                    check_start(session, settings, account, project, user.name)
                     refusal = ""
                 except PermissionDenied as exc:
                     refusal = exc.message
@@ -302,7 +381,7 @@ def configure(c, s) -> None:
     c.ProjectSpawner.http_timeout = sp.start_timeout
 
     c.JupyterHub.template_vars = {**dict(c.JupyterHub.get("template_vars") or {}),
-                                  "enclave_projects": home_projects(s.database_url)}
+                                  "enclave_projects": home_projects(s)}
 
     _extend(c.JupyterHub, "services", [{
         "name": "idle-culler",

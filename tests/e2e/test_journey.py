@@ -52,7 +52,7 @@ SERVICE = "/services/egress"
 PROJECT = "demo"
 TABLE = "out/stays_by_diagnosis_sex.csv"
 EXTRACT = "out/mi_patients_extract.csv"
-NOT_RELEASED = "Downloads are switched off"  # the notebook image's refusal (images/notebook/enclave_policy)
+NOT_RELEASED = "Downloads are switched off"  # the host guard's refusal (same words as the image's own policy)
 
 # What alice types into her first notebook cell (no indentation: typed text is not re-indented).
 CELL = """\
@@ -429,7 +429,8 @@ def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromi
                 expected += [("user.enrol", who, {}), ("login.ok", who, {})]
             expected += [
                 ("notebook.start", "alice", {}),
-                ("notebook.download_refused", "alice", {"kind": "files"}),  # step 4, reported by her server
+                # step 4, refused and recorded by the host guard in front of her server
+                ("notebook.download_refused", "service:egress-guard", {"kind": "files", "user": "alice", "by": "host"}),
                 ("egress.submit", "alice", {}),
                 ("egress.review", "carol", {"path": EXTRACT, "decision": "reject"}),
                 ("egress.review", "dave", {"path": EXTRACT, "decision": "reject"}),
@@ -445,7 +446,7 @@ def test_researcher_and_stewards_journey(enclave_env, cli, docker_client, chromi
             assert not missing, "audit export lacks: " + "; ".join(missing)
             assert len(seen("egress.submit", "alice")) == 2
             assert [e["target"] for e in seen("notebook.start", "alice")] == [PROJECT]
-            assert {e["target"] for e in seen("notebook.download_refused", "alice")} == {PROJECT}
+            assert {e["target"] for e in seen("notebook.download_refused", user="alice")} == {PROJECT}
         failed = False
     finally:
         for ctx in contexts:

@@ -1,4 +1,7 @@
-"""Refused download attempts in a notebook reach the enclave's audit log (real hub, real container).
+"""The image's own refusals, the second layer, reach the enclave's audit log (real hub, real container).
+
+The host guard refuses downloads before the server sees them (tests/security/test_host_guard.py); here
+it is off, so what the image does on its own, and its report endpoint, are tested as they stand.
 
 One hub and one spawned server for the whole module (a spawn costs seconds): a researcher's refused
 `/files/`, nbconvert download, oversized read and oversized upload are each still refused as before,
@@ -68,6 +71,7 @@ def _own_file(path, data: bytes) -> None:
 
 
 def test_refused_downloads_are_audited_under_the_servers_own_user_and_project(site, enclave_env, cli):
+    site.guard["enabled"] = False  # the second layer on its own
     ann = site.user("ann")
     study = site.project("a", members=[ann])
     with site.hub() as hub:

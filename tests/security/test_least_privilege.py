@@ -17,6 +17,7 @@ import requests
 from enclave import audit, db
 from enclave.models import AuditEvent
 
+from tests.support.channels import open_server
 from tests.support.kernel import run_cell
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
@@ -30,14 +31,6 @@ def _events(env, action: str) -> list[AuditEvent]:
         return rows
 
 
-def _open_server(hub, http, user, slug) -> tuple[str, str]:
-    """The server's URL and its XSRF token, after the server's own OAuth login for this session."""
-    server = f"{hub.url}/user/{user.username}/{slug}"
-    lab = http.get(f"{server}/lab", timeout=60)
-    assert lab.status_code == 200 and lab.url.startswith(server), (lab.status_code, lab.url)
-    return server, http.cookies.get("_xsrf", path=f"/user/{user.username}/{slug}/")
-
-
 # -- roles: an admin administers and never reaches data; nobody mints tokens --------------------------
 
 def test_admin_and_researchers_reach_only_what_their_role_allows(site, enclave_env):
@@ -48,7 +41,7 @@ def test_admin_and_researchers_reach_only_what_their_role_allows(site, enclave_e
     with site.hub() as hub:
         http_ann, http_bob, http_ada = (site.login(hub, u) for u in (ann, bob, ada))
         site.start_server(hub, http_ann, ann, alpha)
-        server, _ = _open_server(hub, http_ann, ann, alpha)
+        server, _ = open_server(hub, http_ann, ann, alpha)
         own = http_ann.get(f"{server}/api/contents", timeout=60)
         assert own.status_code == 200 and own.json()["type"] == "directory"  # the control: the owner gets in
 
@@ -108,7 +101,7 @@ def test_disable_lockout_mfa_reset_and_removal_end_every_session_token_and_serve
         for u in (dis, mfa, rm, lock, other):
             http = site.login(hub, u)
             box = site.start_server(hub, http, u, alpha)
-            _open_server(hub, http, u, alpha)  # the server's OAuth token for this browser session
+            open_server(hub, http, u, alpha)  # the server's OAuth token for this browser session
             server_token = box.exec_run(["printenv", "JUPYTERHUB_API_TOKEN"]).output.decode().strip()
             assert _hub_user(hub, http) == 200 and _token_status(hub, server_token) == 200
             live[u.username] = (http, server_token)
@@ -188,7 +181,7 @@ def test_kernel_code_cannot_take_over_the_server_follow_links_or_learn_who_works
         http = site.login(hub, ann)
         box = site.start_server(hub, http, ann, alpha)
         neighbour = site.start_server(hub, site.login(hub, cat), cat, alpha)
-        server, xsrf = _open_server(hub, http, ann, alpha)
+        server, xsrf = open_server(hub, http, ann, alpha)
 
         # ptrace and the server's memory: refused (seccomp, non-dumpable server); the kernel's own: fine
         out = run_cell(server, http, "python3", TAKE_OVER, xsrf)

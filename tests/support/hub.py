@@ -120,6 +120,11 @@ class RunningHub:
             # Hubs that spawn nothing must not install (and leave behind) the host's default ENCLAVE
             # chains; spawning tests use SpawnSite, which gives each hub chains of its own.
             spawner["firewall"] = False
+        guard = changes.setdefault("guard", {})
+        if "enabled" not in guard and "nft_table" not in guard:
+            # the same for the host guard (SpawnSite names a kernel table of its own); a disabled guard
+            # removes its table, so name one nobody else uses
+            guard.update(enabled=False, nft_table=f"encoff{os.getpid()}x{id(self) % 100000}")
         update_settings_file(self.config, changes)
         env = dict(os.environ)
         env["ENCLAVE_CONFIG"] = str(self.config)

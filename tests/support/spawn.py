@@ -28,6 +28,7 @@ import requests
 from enclave import db, projects
 from enclave.models import ProjectStatus
 
+from hub.guard.meter import Meter
 from hub.spawn import firewall
 from tests.support.hub import RunningHub
 from tests.support.users import EnrolledUser, enrolled_user
@@ -58,7 +59,7 @@ except OSError as e: print("unreachable" if e.errno in (errno.EHOSTUNREACH, errn
 
 
 class SpawnSite:
-    def __init__(self, env, docker_client, image: str | None = None, **spawner):
+    def __init__(self, env, docker_client, image: str | None = None, guard: dict | None = None, **spawner):
         self.env = env
         self.docker = docker_client
         self.token = secrets.token_hex(3)
@@ -75,6 +76,8 @@ class SpawnSite:
             "start_timeout": 120,
             **spawner,
         }
+        # the host guard's kernel table of this test; its other [guard] settings as the test says
+        self.guard = {"nft_table": f"enct{self.token}", **(guard or {})}
         self.slugs: list[str] = []
         self.extra_containers: list = []
         self.extra_networks: list = []
@@ -104,7 +107,7 @@ class SpawnSite:
 
     # -- hub -----------------------------------------------------------------------------------
     def hub(self, **spawner) -> RunningHub:
-        hub = RunningHub(self.env, settings={"spawner": {**self.spawner, **spawner}}, timeout=90)
+        hub = RunningHub(self.env, settings={"spawner": {**self.spawner, **spawner}, "guard": self.guard}, timeout=90)
         self.hubs.append(hub)
         return hub
 
@@ -207,3 +210,4 @@ class SpawnSite:
                     pass
         firewall.Firewall(bridge_prefix=self.spawner["bridge_prefix"], api_port=1,
                           chain=self.spawner["firewall_chain"]).remove()
+        Meter(self.guard["nft_table"], self.spawner["bridge_prefix"]).remove()

@@ -77,8 +77,27 @@ class Verdict:
         return f"audit log BROKEN at event {self.first_bad}: {self.reason}"
 
 
-def verify(session: Session) -> Verdict:
-    """Walk the chain in order; name the first event that does not fit."""
+def _head(session: Session) -> tuple[int, str]:
+    head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
+    return (head.seq, head.hash) if head else (0, GENESIS)
+
+
+def verify(session: Session, tries: int = 5) -> Verdict:
+    """Walk the chain in order; name the first event that does not fit.
+
+    A running enclave appends while this reads (the hub, the guard service), and on SQLite each read
+    sees the latest commit: the head is read before and after the walk, and a walk during which it
+    moved is done again, so only a log that is wrong while nothing writes is reported."""
+    for _ in range(max(1, tries)):
+        before = _head(session)
+        verdict = _walk(session, before)
+        if _head(session) == before:
+            return verdict
+        session.expire_all()
+    return verdict
+
+
+def _walk(session: Session, head: tuple[int, str]) -> Verdict:
     prev = GENESIS
     expected = 1
     count = 0
@@ -93,8 +112,7 @@ def verify(session: Session) -> Verdict:
         prev = ev.hash
         expected += 1
         count += 1
-    head = session.get(AuditHead, 1)
-    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    head_seq, head_hash = head
     if head_seq != count or head_hash != prev:
         return Verdict(False, count, count + 1, f"the log ends at event {count} but the head names event {head_seq} (tail deleted?)")
     return Verdict(True, count)

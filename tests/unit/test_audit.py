@@ -83,3 +83,32 @@ def test_export_is_json_lines(enclave_env, cli, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["seq"] for r in rows] == [1, 2, 3]
     assert rows[1]["prev_hash"] == rows[0]["hash"] and rows[2]["detail"] == {"i": 2}
+
+
+@pytest.mark.parametrize("db_url", BOTH, indirect=True)
+def test_a_log_being_written_verifies_while_it_grows(enclave_env):
+    """A running enclave appends while `enclave audit verify` reads (the hub, the guard service every few
+    seconds): a read that sees the events before the head moved must not be taken for a cut-off tail."""
+    import threading
+
+    _write(enclave_env.db_url, 3)
+    stop = threading.Event()
+
+    def writer():
+        while not stop.is_set():
+            with db.transaction(enclave_env.db_url) as s:
+                audit.record(s, "service:test", "test.tick", "t", {})
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        verdicts = []
+        for _ in range(40):
+            with db.transaction(enclave_env.db_url) as s:
+                verdicts.append(audit.verify(s))
+    finally:
+        stop.set()
+        t.join()
+    assert all(v.ok for v in verdicts), [v for v in verdicts if not v.ok][:3]
+    with db.transaction(enclave_env.db_url) as s:
+        assert audit.verify(s).ok and audit.verify(s).events > 3

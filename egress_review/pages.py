@@ -152,7 +152,7 @@ def volumes_page(request: Request, day: str = "", ctx: Ctx = Depends(caller)):
     except ValueError:
         raise EnclaveError(f"'{day}' is not a day; write YYYY-MM-DD", reason="bad_day") from None
     with db.transaction(ctx.url) as s:
-        rows = queries.volumes(s, ctx.settings.guard, when)
+        rows = volumes.daily_with_caps(s, ctx.settings.guard, when)
     median = statistics.median([r["bytes"] for r in rows]) if rows else 0
     for r in rows:
         r["outlier"] = median > 0 and r["bytes"] > OUTLIER_FACTOR * median

@@ -11,9 +11,6 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from enclave import volumes as volumes_svc
-from enclave.models import Project
-
 from egress_review import permissions
 from egress_review.models import FileGroup, ReleaseRequest, RequestFile
 from egress_review.permissions import Person
@@ -105,18 +102,3 @@ def request_view(session: Session, person: Person, request_id: int) -> dict:
                 can_review=person.is_reviewer and reviewer_blocked is None, review_blocked=reviewer_blocked,
                 is_requester=person.username == req.requester)
 
-
-def volumes(session: Session, guard, day) -> list[dict]:
-    """One day's volumes per person and project, largest first, with each one's cap (enclave.volumes)."""
-    found = volumes_svc.daily(session, day)
-    projects = {p.slug: p for p in session.execute(
-        select(Project).where(Project.slug.in_(sorted({v.project for v in found})))).scalars()}
-    rows = []
-    for v in found:
-        project = projects.get(v.project)
-        cap = volumes_svc.cap(session, day, v.username, project, guard) if project else 0
-        rows.append({"project": v.project, "user": v.username, "bytes": v.bytes,
-                     "mib": round(v.bytes / volumes_svc.MIB, 1), "cap_mib": cap // volumes_svc.MIB,
-                     "share": round(100 * v.bytes / cap) if cap else 0, "raised": v.raised_cap_mib is not None,
-                     "capped": v.capped})
-    return rows

@@ -117,6 +117,23 @@ def raise_cap(session: Session, actor: str, username: str, project: Project, mib
     return row
 
 
+def daily_with_caps(session: Session, guard, day: dt.date) -> list[dict]:
+    """One day's volumes per person and project, largest first, each with its cap (the stewards' page and
+    `enclave volume list` show this)."""
+    found = daily(session, day)
+    projects = {p.slug: p for p in session.execute(
+        select(Project).where(Project.slug.in_(sorted({v.project for v in found})))).scalars()}
+    rows = []
+    for v in found:
+        project = projects.get(v.project)
+        limit = (v.raised_cap_mib * MIB if v.raised_cap_mib is not None
+                 else bounds_for(project, guard).daily_bytes if project else 0)
+        rows.append({"project": v.project, "user": v.username, "bytes": v.bytes, "mib": round(v.bytes / MIB, 1),
+                     "cap_mib": limit // MIB, "share": round(100 * v.bytes / limit) if limit else 0,
+                     "raised": v.raised_cap_mib is not None, "capped": v.capped})
+    return rows
+
+
 def daily(session: Session, day: dt.date) -> list[DailyVolume]:
     """Every person's volume per project on `day`, largest first (the outliers on top)."""
     return list(session.execute(

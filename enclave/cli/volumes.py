@@ -27,12 +27,8 @@ def _list(args) -> int:
     s = load(args)
     day = parse_date(args.day, "--day") or today()
     with db.transaction(s.database_url) as session:
-        rows = []
-        for v in volumes.daily(session, day):
-            project = projects.get(session, v.project)
-            cap = volumes.cap(session, day, v.username, project, s.guard)
-            rows.append((v.project, v.username, f"{v.bytes / volumes.MIB:.1f}", cap // volumes.MIB,
-                         "raised" if v.raised_cap_mib is not None else ""))
+        rows = [(v["project"], v["user"], f"{v['mib']:.1f}", v["cap_mib"], "raised" if v["raised"] else "")
+                for v in volumes.daily_with_caps(session, s.guard, day)]
     print(f"volumes sent toward browsers on {day.isoformat()} (UTC):")
     print_table(["project", "user", "MiB", "cap MiB", ""], rows)
     return 0

@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import re
 from pathlib import PurePosixPath
 
 from egress_review import store
@@ -24,6 +25,16 @@ RAW_TYPES = {**IMAGE_TYPES, ".pdf": "application/pdf"}
 
 def _esc(x) -> str:
     return html.escape("" if x is None else str(x))
+
+
+_FORMULA = re.compile(r"^[=+@\t\r]|^-\s*[^\d\s.,]")
+
+
+def cell_text(value) -> str:
+    """A cell as a steward reads it: a formula-like value (=, +, @, - before a non-number) gets a
+    leading quote, as a spreadsheet shows a value typed as text, so a copy into one never runs it."""
+    text = "" if value is None else str(value)
+    return "'" + text if _FORMULA.match(text) else text
 
 
 def _flagged(verdict: dict) -> dict[tuple[str, str], list[str]]:
@@ -71,9 +82,9 @@ def table_html(df, verdict: dict) -> str:
             why = [w for k in keys for w in flagged.get((k, c), [])]
             if why:
                 hits += 1
-                out.append(f'<td class="flagged" title="{_esc("; ".join(why))}">{_esc(value)}</td>')
+                out.append(f'<td class="flagged" title="{_esc("; ".join(why))}">{_esc(cell_text(value))}</td>')
             else:
-                out.append(f"<td>{_esc(value)}</td>")
+                out.append(f"<td>{_esc(cell_text(value))}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     return f'<p class="hint">{hits} flagged cell(s) highlighted in the rows shown.</p>' + "".join(out)

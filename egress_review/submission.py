@@ -71,7 +71,7 @@ def _validate(groups: list[GroupSpec], egress) -> None:
                       "request; split it", reason="too_many_files")
 
 
-def snapshot(settings, project, username: str, rel: str, budget: list[int]) -> Snapshot:
+def snapshot(settings, project, username: str, rel: str, budget: list[int], policy) -> Snapshot:
     """Copy one workspace file into the quarantine store and check the stored copy."""
     egress = settings.egress
     root = workspace.root_for(settings.state_dir, project.slug, username)
@@ -84,10 +84,7 @@ def snapshot(settings, project, username: str, rel: str, budget: list[int]) -> S
     if budget[0] > egress.max_request_mib * MIB:
         raise Invalid(f"the files add up to more than the {egress.max_request_mib} MiB allowed in one "
                       "request; split it", reason="request_too_large")
-    verdict = checks_runner.run(
-        store.blob_path(settings.state_dir, sha), settings, min_cell_count=project.min_cell_count,
-        project=project.slug, display_name=rel,
-    )
+    verdict = checks_runner.run(store.blob_path(settings.state_dir, sha), policy, display_name=rel)
     return Snapshot(rel, sha, size, verdict)
 
 
@@ -104,7 +101,8 @@ def submit(session: Session, settings, person: Person, project_slug: str, groups
     permissions.check_can_submit(person, project, clock.today())
     _validate(groups, settings.egress)
     budget = [0]
-    snaps = {p: snapshot(settings, project, person.username, p, budget) for g in groups for p in g.paths}
+    policy = checks_runner.policy_for(session, settings, project)  # one per request: data read once
+    snaps = {p: snapshot(settings, project, person.username, p, budget, policy) for g in groups for p in g.paths}
     now = clock.now()
     req = ReleaseRequest(project=project.slug, requester=person.username, status=RequestStatus.submitted,
                          created_at=now, updated_at=now, reviewers_required=settings.egress.reviewers_required)
@@ -174,7 +172,8 @@ def replace_file(session: Session, settings, person: Person, file_id: int) -> Re
     project = projects_svc.get(session, req.project)
     permissions.check_can_submit(person, project, clock.today())
     current = sum(f.size for g in req.groups for f in g.files if f.status != FileStatus.superseded)
-    snap = snapshot(settings, project, person.username, old.path, [current - old.size])
+    policy = checks_runner.policy_for(session, settings, project)
+    snap = snapshot(settings, project, person.username, old.path, [current - old.size], policy)
     if snap.sha256 == old.sha256:
         raise Invalid(f"'{old.path}' has not changed since version {old.version}; edit it in your "
                       "workspace first", reason="unchanged")

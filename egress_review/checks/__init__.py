@@ -23,6 +23,7 @@ from enclave.settings import DisclosureSection, EgressSection
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("pass", "warn", "review", "fail")
+CELLS_LISTED = 50  # cells named in one finding; the message gives the full count
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
@@ -44,6 +45,10 @@ class Policy:
     max_file_bytes: int = _site_default(EgressSection, "max_file_mib") * 2**20
     project: str | None = None  # for the "rows of the project's own input data" check
     state_dir: Path | None = None
+    # the project's data, read for evidence (checks.evidence.ProjectData; shared by the files of a
+    # request, so each column is read once), and its already released tables as (name, path)
+    data: object = field(default=None, compare=False, repr=False)
+    released: tuple = ()
 
     def __post_init__(self):
         if self.min_cell_count < 1:
@@ -83,15 +88,22 @@ class FileVerdict:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
-def policy_from_settings(settings, *, min_cell_count: int | None = None, project: str | None = None) -> Policy:
+def policy_from_settings(settings, *, min_cell_count: int | None = None, project: str | None = None,
+                         data_dir=None, released: tuple = ()) -> Policy:
     """The policy for one project: its smallest cell count, the site's [disclosure] thresholds and the
-    [egress] file size limit."""
+    [egress] file size limit; with `data_dir`, the project's imported data as evidence, and with
+    `released`, its released tables for the differencing checks."""
     d = settings.disclosure
+    data = None
+    if data_dir is not None:
+        from egress_review.checks.evidence import ProjectData
+
+        data = ProjectData(data_dir)
     return Policy(
         min_cell_count=DEFAULT_MIN_CELL_COUNT if min_cell_count is None else min_cell_count,
         zeros_are_disclosive=d.zeros_are_disclosive, p_ratio=d.p_ratio, nk_n=d.nk_n, nk_k=d.nk_k,
         max_file_bytes=int(settings.egress.max_file_mib) * 2**20,
-        project=project, state_dir=Path(settings.state_dir),
+        project=project, state_dir=Path(settings.state_dir), data=data, released=tuple(released),
     )
 
 

@@ -9,7 +9,8 @@ import re
 import struct
 from pathlib import Path, PurePosixPath
 
-from egress_review.checks import Finding, Policy, Unreadable, readers
+from egress_review.checks import Finding, Policy, Unreadable, embedded, readers
+from egress_review.checks.filetypes import CODE_EXTENSIONS
 
 CHUNK = 2**20
 
@@ -146,6 +147,7 @@ def check_notebook(path: Path, policy: Policy, name: str) -> list[Finding]:
     with_outputs: list[tuple[str, str]] = []
     attachments = 0
     kinds: dict[str, int] = {}
+    found: list = []  # tables the outputs show, checked as tables
     for i, cell in enumerate(nb["cells"], start=1):
         if not isinstance(cell, dict):
             raise Unreadable(f"not a notebook (cell {i} is not an object)")
@@ -155,6 +157,7 @@ def check_notebook(path: Path, policy: Policy, name: str) -> list[Finding]:
             if not isinstance(output, dict):
                 continue
             data = output.get("data") or {}
+            found += _output_tables(output, data, f"cell {i}")
             kind = ("image" if any(k.startswith("image/") for k in data) else
                     "table/html" if "text/html" in data else
                     "error" if output.get("output_type") == "error" else "text")
@@ -167,6 +170,10 @@ def check_notebook(path: Path, policy: Policy, name: str) -> list[Finding]:
                            f"{_cells(len({c for c, _ in with_outputs}))} outputs ({summary}): a person must "
                            "check each as an output in its own right, or clear the outputs and release results "
                            "as separate files", cells=with_outputs[:50]))
+    if found:
+        from egress_review.checks.tables import check_embedded
+
+        out += check_embedded(found[:embedded.MAX_TABLES], policy)
     if attachments:
         out.append(Finding("notebook_attachments", "review",
                            f"{attachments} Markdown cells carry attached images: a person must look at them"))
@@ -176,16 +183,42 @@ def check_notebook(path: Path, policy: Policy, name: str) -> list[Finding]:
     return out
 
 
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else value if isinstance(value, str) else ""
+
+
+def _output_tables(output: dict, data: dict, place: str) -> list:
+    """Tables an output shows: HTML tables first (a DataFrame's rich form), else printed ones."""
+    if "text/html" in data:
+        tables = embedded.html_tables(_text(data["text/html"]), place)
+        if tables:
+            return tables
+    text = _text(data.get("text/plain")) if "text/plain" in data else _text(output.get("text"))
+    return embedded.text_tables(text, place) if text else []
+
+
 def _cells(n: int) -> str:
     return "1 cell has" if n == 1 else f"{n} cells have"
 
 
 def check_text(path: Path, policy: Policy, name: str) -> list[Finding]:
     lines = 0
+    found: list = []
+    code = PurePosixPath(name).suffix.lower() in CODE_EXTENSIONS  # code is read by a person, as code
     for block in _blocks(path, overlap=0):
+        first_line = lines + 1
         lines += block.count(b"\n")
-    return [Finding("human_review", "review",
-                    f"text ({lines:,} lines): a person must read it; numbers in text are not checked automatically")]
+        if len(found) < embedded.MAX_TABLES and not code:
+            found += embedded.text_tables(block.decode("utf-8", "replace"), "text", first_line)
+    out = [Finding("human_review", "review",
+                   f"text ({lines:,} lines): a person must read it" + (
+                       f"; {len(found)} printed table{'s in it were' if len(found) > 1 else ' in it was'} checked as a table"
+                       if found else "; no printed table found in it"))]
+    if found:
+        from egress_review.checks.tables import check_embedded
+
+        out += check_embedded(found[:embedded.MAX_TABLES], policy)
+    return out
 
 
 def _blocks(path: Path, overlap: int):

@@ -24,6 +24,7 @@ ALLOWED = {
     # analysis code is released as text, read by a person
     ".py": "text", ".r": "text", ".rmd": "text", ".qmd": "text", ".do": "text", ".sas": "text", ".sql": "text",
 }
+TABLE_EXTENSIONS = {ext for ext, kind in ALLOWED.items() if kind == "table"}
 TEXT_EXTENSIONS = {".csv", ".tsv", ".tab", ".svg", ".ipynb", ".txt", ".md", ".json", ".log",
                    ".py", ".r", ".rmd", ".qmd", ".do", ".sas", ".sql"}
 CODE_EXTENSIONS = {".py", ".r", ".rmd", ".qmd", ".do", ".sas", ".sql"}

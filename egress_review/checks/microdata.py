@@ -2,11 +2,14 @@
 hold rows of the project's own input data?
 
 Signals, each enough for a `fail` (documented in docs/checks.md):
-- a column named like a person identifier (`patient_id`, `nir`, `ben_nir_psa`, `subject`, `id`...);
+- a column named like a person identifier (`patient_id`, `nir`, `ben_nir_psa`, `subject`, `id`...)
+  whose values are mostly different (half or more of the first rows); a name alone only asks a person
+  to look (`review`): names never fail a table by themselves;
 - a column of identifier-like values: in the first 100,000 rows at least 95% distinct, at least 8
   characters, digits in nearly all of them, one token each (letters, digits, `_+/=-`), not dates
   (hashes, pseudonyms, NIR-like numbers);
-- a column named like a date or year of birth (`dob`, `birth_date`, `date_naissance`, `ben_nai_ann`...);
+- a column named like a date or year of birth (`dob`, `birth_date`, `date_naissance`, `ben_nai_ann`...)
+  holding dates, or years that are not bands (not all multiples of 5); decades only ask for a look;
 - free text: a text column whose values average 60+ characters and 8+ spaces;
 - label combinations that repeat: in a table of aggregates every row is a distinct cell, so when 20% of
   the first million rows repeat the labels of another row, the rows are records;
@@ -61,13 +64,15 @@ class RecordLevelSignals:
         self.columns = columns
         self.label_idx = label_idx
         self.rows = 0
-        self.by_name: list[str] = []
-        for name in columns:
+        self.by_name: list[str] = []  # names the values confirm: records
+        self.named: dict[int, str] = {}  # column -> "identifier" / "birth", until the values are seen
+        self.notes: list[str] = []  # names the values do not confirm: a person looks
+        for j, name in enumerate(columns):
             n = norm(name)
             if ID_NAME.search(n):
-                self.by_name.append(f"column '{name}' is named like a person identifier")
+                self.named[j] = "identifier"
             elif BIRTH_NAME.search(n):
-                self.by_name.append(f"column '{name}' is named like a date or year of birth")
+                self.named[j] = "birth"
         self.by_value: list[str] = []
         self.dup_rows = 0
         self.dup_sampled = 0
@@ -89,7 +94,31 @@ class RecordLevelSignals:
             self.dup_sampled += part.num_rows
         self.rows += batch.num_rows
 
+    def _confirm_names(self, batch: pa.RecordBatch) -> None:
+        for j, what in self.named.items():
+            if j >= batch.num_columns:
+                continue
+            name = self.columns[j]
+            values = [v for v in batch.column(j).to_pylist() if v is not None and str(v).strip() != ""]
+            if what == "identifier":
+                confirmed = len(values) >= 5 and len(set(values)) >= 0.5 * len(values)
+                said = f"column '{name}' is named like a person identifier"
+                why = f" and {len(set(values)):,} of its {len(values):,} values differ"
+            else:
+                dates = sum(1 for v in values if re.match(_DATE, str(v)) or hasattr(v, "year"))
+                years = [v for v in values if isinstance(v, (int, float)) and float(v).is_integer()]
+                confirmed = bool(values) and (dates >= 0.5 * len(values)
+                                              or (len(years) >= 0.5 * len(values) and any(y % 5 for y in years)))
+                said = f"column '{name}' is named like a date or year of birth"
+                why = " and holds dates or single years"
+            (self.by_name.append(said + why) if confirmed else self.notes.append(said))
+
+    def name_notes(self) -> list[str]:
+        """Names that look like identifiers or birth dates, with values that do not: worth a look."""
+        return self.notes
+
     def _look_at_values(self, batch: pa.RecordBatch) -> None:
+        self._confirm_names(batch)
         for j, name in enumerate(self.columns[: batch.num_columns]):
             arr = batch.column(j)
             if not is_text(arr.type):

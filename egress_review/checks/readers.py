@@ -34,7 +34,9 @@ PARQUET_BATCH_ROWS = 64 * 1024
 _SAMPLE_BYTES = 2**20
 _MAX_RESTARTS = 8
 
-_MARKER_RE = re.compile(r"^\s*(<\s*=?\s*\d+|\*+|c|x|s|\.\.|n/?a|suppressed|redacted|masked|secret|-)\s*$", re.I)
+# hidden-value markers: ONS ([c], [x], [low], [z]...), Eurostat (:), `*`, `<5`, `c`, `x`, `s`, `..`, `-`
+MARKER = r"(<\s*=?\s*\d+|\*+|c|x|s|\.\.|:|\[[a-z]{1,8}\]|n/?a|suppressed|redacted|masked|secret|confidential|-)"
+_MARKER_RE = re.compile(rf"^\s*{MARKER}\s*$", re.I)
 _NUMBER_RE = re.compile(r"^\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*$")
 _COMMA_DECIMAL_RE = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
 _DEFAULT_NULLS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A"]
@@ -58,6 +60,7 @@ class TableStream:
     columns: list[str]
     open: Callable[[], Iterator[pa.RecordBatch]]
     notes: list[tuple[str, str]]  # (severity, message) about how the file was read
+    place: str | None = None  # where a table inside another file is ("cell 3, table 1")
 
 
 def open_tables(path: Path, name: str) -> Iterator[TableStream]:
@@ -271,22 +274,33 @@ def _parquet(path: Path) -> TableStream:
 
 # --- XLSX ------------------------------------------------------------------------------------------
 
-def _xlsx(path: Path) -> Iterator[TableStream]:
+def _workbook(fh):
     import zipfile
 
     from openpyxl import load_workbook
 
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
+        return load_workbook(fh, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
         raise Unreadable(f"not a readable Excel workbook ({str(exc)[:200]})") from None
     except Exception as exc:  # openpyxl raises many kinds on a damaged workbook
         raise Unreadable(f"not a readable Excel workbook ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _xlsx(path: Path) -> Iterator[TableStream]:
+    fh = path.open("rb")  # a file object: openpyxl refuses a path without .xlsx (a quarantined blob)
+    try:
+        wb = _workbook(fh)
+    except Unreadable:
+        fh.close()
+        raise
     try:
         for ws in wb.worksheets:
             notes = []
-            if getattr(ws, "sheet_state", "visible") != "visible":
-                notes.append(("warn", f"sheet '{ws.title}' is hidden: check nothing is left in it by mistake"))
+            state = getattr(ws, "sheet_state", "visible")
+            if state != "visible":
+                notes.append(("review", f"sheet '{ws.title}' is {'very hidden' if state == 'veryHidden' else 'hidden'}"
+                                        ": a person must check what it holds and why it is hidden"))
             rows = ws.iter_rows(values_only=True)
             peeked = []
             for row in rows:  # the first 20 non-empty rows decide where the header is
@@ -310,18 +324,32 @@ def _xlsx(path: Path) -> Iterator[TableStream]:
                               _xlsx_batches(itertools.chain(body, rows), names, width, notes, title), notes)
     finally:
         wb.close()
+        fh.close()
+
+
+def _is_note(row: tuple) -> bool:
+    """A line of text alone in the first cell ("Source: ...", "Note: figures rounded"): a note, when
+    nothing but other notes follows it."""
+    return (len(row) > 1 and isinstance(row[0], str) and not _NUMBER_RE.match(row[0])
+            and not any(_filled(v) for v in row[1:]))
 
 
 def _xlsx_batches(rows, names: list[str], width: int, notes: list, title: str) -> Iterator[pa.RecordBatch]:
     chunk: list[tuple] = []
+    held: list[tuple] = []  # note-like lines, kept back until a table row follows them (or the sheet ends)
     beyond = 0
     try:
         for row in rows:
             if len(row) > width and any(_filled(v) for v in row[width:]):
                 beyond += 1
             row = tuple(row[:width]) + (None,) * (width - len(row))
-            if all(v is None for v in row):
+            if all(v is None or not _filled(v) for v in row):
                 continue
+            if _is_note(row):
+                held.append(row)
+                continue
+            chunk += held
+            held = []
             chunk.append(row)
             if len(chunk) >= XLSX_BATCH_ROWS:
                 yield _to_batch(chunk, names)
@@ -330,6 +358,9 @@ def _xlsx_batches(rows, names: list[str], width: int, notes: list, title: str) -
         raise Unreadable(f"a sheet of the workbook is damaged ({type(exc).__name__}: {str(exc)[:200]})") from None
     if chunk:
         yield _to_batch(chunk, names)
+    if held:
+        text = " | ".join(str(r[0]).strip() for r in held)
+        notes.append(("pass", f"sheet '{title}': lines under the table read as notes: {text[:300]}"))
     if beyond:
         notes.append(("review", f"sheet '{title}': {beyond} rows have values right of the table's columns; "
                                 "they were not checked: a person must look at them"))

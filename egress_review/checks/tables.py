@@ -23,11 +23,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress_review.checks import Finding, Policy, Unreadable
+from egress_review.checks import CELLS_LISTED, Finding, Policy, Unreadable
 from egress_review.checks.microdata import InputRowMatcher, RecordLevelSignals, is_text, norm
-from egress_review.checks.readers import EmptyTable, Restart, TableStream, open_tables
+from egress_review.checks.readers import MARKER, EmptyTable, Restart, TableStream, open_tables
+from egress_review.checks.view import TableView
 
-CELLS_LISTED = 50
+SAMPLE_ROWS = 100_000  # rows kept for the rules that look at a table whole (arithmetic, evidence, releases)
+FORMULA = r"^[=+@\t\r]|^-\s*[^\d\s.,]"  # what a spreadsheet would run: =, +, @, or - before a non-number
+
 
 STAT_NAME = re.compile(
     r"(^|_)(mean|means|avg|average|median|sd|std|stdev|stddev|var|variance|pct|percent|percentage|prop|proportion"
@@ -77,10 +80,11 @@ class _Magnitude:
 class TableAnalyzer:
     """Checks one table fed as record batches; `findings()` at the end."""
 
-    def __init__(self, columns: list[str], policy: Policy, sheet: str | None = None):
+    def __init__(self, columns: list[str], policy: Policy, sheet: str | None = None, place: str | None = None):
         self.columns = columns
         self.policy = policy
         self.sheet = sheet
+        self.place = place
         self.rows = 0
         self.labels: list[int] = []
         self.counts: list[_Counts] = []
@@ -94,6 +98,11 @@ class TableAnalyzer:
         self.recoverable_cells: list[tuple[str, str]] = []
         self.text_columns: list[str] = []
         self.extremes: list[str] = []
+        self.sample: list[pa.RecordBatch] = []
+        self.sampled = 0
+        self.formulas = 0
+        self.formula_cells: list[tuple[str, str]] = []
+        self.grouping: list[str] = []  # numeric columns read as labels from their values or the data
 
     # -- roles, from the first batch's types and the column names
     def _assign_roles(self, batch: pa.RecordBatch) -> None:
@@ -117,6 +126,9 @@ class TableAnalyzer:
                 break
             if not _numeric(types[i]) or LABEL_NAME.match(norm(names[i])):
                 self.labels.append(i)
+            elif self._is_grouping(batch, i, types):
+                self.labels.append(i)
+                self.grouping.append(names[i])
             else:
                 break
         for i, n in enumerate(names):
@@ -139,12 +151,47 @@ class TableAnalyzer:
                     self.counts.append(_Counts(i, n))
         self.signals = RecordLevelSignals(names, self.labels)
 
+    def _is_grouping(self, batch: pa.RecordBatch, i: int, types) -> bool:
+        """A numeric column right of the labels that groups rather than measures (`los_days` 1, 2, 3...
+        with counts beside it): its name is a numeric column of the project's data holding its values,
+        or its whole-number values form an even grid (the same step, each value as often)."""
+        if not any(_numeric(t) for t in types[i + 1:]):
+            return False  # the last number of a row is what the row measures
+        arr = batch.column(i)
+        if i in self.numeric_text:
+            return False
+        values = [v for v in arr.to_pylist() if v is not None]
+        if len(values) < 3 or any(not float(v).is_integer() for v in values):
+            return False
+        data = self.policy.data
+        if data:
+            from egress_review.checks.evidence import match_column
+
+            for ds in data.datasets:
+                if any(norm(c) == norm(self.columns[i]) for c in data.candidates(ds)):
+                    m = match_column(data, ds, self.columns[i], values, exact_only=True)
+                    if m is not None and norm(m.source) == norm(self.columns[i]):
+                        return True
+        distinct = sorted(set(values))
+        if len(distinct) < 3:
+            return False
+        steps = {b - a for a, b in zip(distinct, distinct[1:])}
+        if len(steps) != 1:
+            return False
+        per_value = {values.count(v) for v in distinct}
+        return len(per_value) == 1 and (len(distinct) >= 5 or per_value != {1})
+
     def feed(self, batch: pa.RecordBatch) -> None:
         if self.signals is None:
             self._assign_roles(batch)
         if self.numeric_text:
             batch = _with_numbers(batch, self.numeric_text)
         offset = self.rows
+        if self.sampled < SAMPLE_ROWS:
+            part = batch.slice(0, SAMPLE_ROWS - self.sampled)
+            self.sample.append(part)
+            self.sampled += part.num_rows
+        self._formulas(batch, offset)
         m = self.policy.min_cell_count
         for c in self.counts:
             arr = batch.column(c.idx)
@@ -176,6 +223,40 @@ class TableAnalyzer:
         if self.input_rows.active:
             self.input_rows.feed(batch, offset)
         self.rows += batch.num_rows
+
+    def _formulas(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Cells a spreadsheet would run as formulas (=HYPERLINK(...), +cmd, @SUM...): CSV injection."""
+        for j in range(batch.num_columns):
+            arr = batch.column(j)
+            if not is_text(arr.type):
+                continue
+            if pa.types.is_dictionary(arr.type):
+                arr = arr.cast(pa.string())
+            hit = pc.fill_null(pc.match_substring_regex(arr, FORMULA), False)
+            n = _true(hit)
+            if n:
+                self.formulas += n
+                room = CELLS_LISTED - len(self.formula_cells)
+                for i in pc.indices_nonzero(hit).slice(0, max(room, 0)).to_pylist():
+                    self.formula_cells.append((f"row {offset + i + 1}", self._col(self.columns[j])))
+
+    def view(self) -> TableView:
+        """The first SAMPLE_ROWS rows with their roles, for the rules that look at the table whole."""
+        names = self.columns
+        values: dict[str, list] = {n: [] for n in names}  # batch by batch: types may differ between chunks
+        for batch in self.sample:
+            for i, n in enumerate(names[: batch.num_columns]):
+                values[n] += batch.column(i).to_pylist()
+        labels = [names[j] for j in self.labels]
+        counts = [c.name for c in self.counts if not c.fractional and not c.text]
+        measures = ([c.name for c in self.counts if c.fractional or c.text] + self.statistics
+                    + [g.name for g in self.magnitudes] + self.extremes)
+
+        def row_label(r: int) -> str:
+            label = " / ".join(v for v in (_fmt(values[c][r]) for c in labels) if v)
+            return label or f"row {r + 1}"
+
+        return TableView(list(names), values, labels, counts, measures, row_label, self._col)
 
     def _recoverable(self, batch: pa.RecordBatch, offset: int) -> None:
         """Suppressed (hidden) cells that a total gives back by subtraction: the only hidden cell of a
@@ -260,14 +341,27 @@ class TableAnalyzer:
 
     # -- verdict
     def findings(self) -> list[Finding]:
-        where = f"sheet '{self.sheet}': " if self.sheet is not None else ""
+        where = (f"{self.place}: " if self.place else f"sheet '{self.sheet}': " if self.sheet is not None else "")
         out: list[Finding] = []
         if self.signals is None or self.rows == 0:
             return [Finding("empty", "warn", f"{where}the table has a header but no rows")]
         inputs = self.input_rows.finding(self.sheet)
         if inputs:
             out.append(inputs)
+        if self.formulas:
+            out.append(Finding(
+                "formula_cells", "warn",
+                f"{where}{self.formulas:,} cell{'s' if self.formulas > 1 else ''} start like a spreadsheet formula "
+                "(=, +, -, @): a spreadsheet opening the file would run them; previews show them as text. Prefix "
+                "them with a quote or remove them" + _more(self.formulas, self.formula_cells), cells=self.formula_cells))
+        view = self.view() if self.sample else None
+        if view is not None and self.policy.data:
+            from egress_review.checks import evidence
+
+            out += evidence.check(view, self.policy, self.policy.data, where)
         reasons = self.signals.reasons()
+        for note in self.signals.name_notes():
+            out.append(Finding("record_level", "review", f"{where}{note}: a person must check it holds no records"))
         if reasons:
             out.append(Finding(
                 "record_level", "fail",
@@ -325,11 +419,12 @@ class TableAnalyzer:
                     f"{where}{g.p:,} cell{'s' if g.p > 1 else ''} of '{g.name}' where the total minus the two "
                     f"largest contributions is under {self.policy.p_ratio:.0%} of the largest (p% rule): the "
                     "second contributor could estimate the first" + _more(g.p, g.p_cells), cells=g.p_cells))
-        if self.extremes:
+        if self.extremes and not any(f.check == "data_extremes" for f in out):
             out.append(Finding(
-                "extremes", "fail",
-                f"{where}{', '.join(repr(c) for c in self.extremes)} show minimum or maximum values: each is one "
-                "person's value; show percentiles or ranges instead"))
+                "extremes", "review",
+                f"{where}{', '.join(repr(c) for c in self.extremes)} are named like minimum or maximum values: "
+                "each may be one person's value (a person must check, or the project's data decides: "
+                "data_extremes); show percentiles or ranges instead"))
         if self.contributions:
             out.append(Finding(
                 "contributions", "review",
@@ -347,6 +442,14 @@ class TableAnalyzer:
             out.append(Finding("text_columns", "review",
                                f"{where}text in {', '.join(repr(c) for c in self.text_columns)} (right of the "
                                "numbers) is not checked automatically: a person must read it"))
+        if view is not None:
+            from egress_review.checks import arithmetic, releases
+
+            out += arithmetic.check(view, self.policy, where)
+            out += releases.check(view, self.policy, where)
+        if self.grouping:
+            out.append(Finding("reading", "pass", f"{where}{', '.join(repr(c) for c in self.grouping)} read as "
+                               "grouping (label) columns: their values form a grid or are values of the data"))
         dups = self.signals.repeated_labels()
         if dups:
             out.append(Finding("repeated_labels", "warn",
@@ -383,17 +486,46 @@ def check(path: Path, policy: Policy, name: str) -> list[Finding]:
 
 
 def _check_stream(stream: TableStream, policy: Policy) -> list[Finding]:
+    return _analyse(stream, policy).findings()
+
+
+def _analyse(stream: TableStream, policy: Policy, max_rows: int | None = None) -> TableAnalyzer:
     while True:
-        analyzer = TableAnalyzer(stream.columns, policy, stream.sheet)
+        analyzer = TableAnalyzer(stream.columns, policy, stream.sheet, stream.place)
         try:
             for batch in stream.open():
                 if batch.num_columns != len(stream.columns):
                     raise Unreadable(f"a block has {batch.num_columns} columns where the header has "
                                      f"{len(stream.columns)}")
                 analyzer.feed(batch)
+                if max_rows is not None and analyzer.rows >= max_rows:
+                    break
         except Restart:
             continue
-        return analyzer.findings()
+        return analyzer
+
+
+def check_embedded(found: list, policy: Policy) -> list[Finding]:
+    """The table checks on tables found inside a notebook or a text file (checks.embedded)."""
+    from egress_review.checks.embedded import as_csv_files
+
+    out: list[Finding] = []
+    for table, path in as_csv_files(found):
+        try:
+            for stream in open_tables(path, path.name):
+                stream.place = table.place
+                out += _check_stream(stream, policy)
+        except Unreadable as exc:
+            out.append(Finding("reading", "review", f"{table.place}: not read as a table ({exc})"))
+    return _dedupe(out)
+
+
+def views_of(path: Path, name: str, policy: Policy, max_rows: int) -> list[TableView]:
+    """Each table of a file as a view (its roles, first rows): how a released table is compared."""
+    from dataclasses import replace
+
+    plain = replace(policy, data=None, released=(), project=None)
+    return [_analyse(stream, plain, max_rows).view() for stream in open_tables(path, name)]
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
@@ -408,7 +540,7 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
 
 _SPACES = " \u00a0\u202f'"  # thousands separators that cannot be decimal points
 _NUMBER_TEXT = r"^\s*[-+]?(\d{1,3}([" + _SPACES + r",.]\d{3})+|\d+)([.,]\d+)?\s*$"
-_MARKER_TEXT = r"^\s*(<\s*=?\s*\d+|\*+|[cxs]|\.\.|n/?a|suppressed|redacted|masked|-)\s*$"
+_MARKER_TEXT = rf"^\s*{MARKER}\s*$"
 
 
 def _numbers_as_text(arr) -> bool:

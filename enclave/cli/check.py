@@ -29,7 +29,8 @@ def register(sub) -> None:
 
 def policy_for(args):
     """The policy: the site's [disclosure] thresholds and [egress] size limit, and with --project that
-    project's smallest cell count (ACRO's defaults for anything the settings leave out)."""
+    project's policy as the review service builds it: its smallest cell count, its imported data as
+    evidence and its released tables (ACRO's defaults for anything the settings leave out)."""
     from enclave import settings as settings_mod
 
     from egress_review.checks import policy_from_settings
@@ -39,11 +40,12 @@ def policy_for(args):
     from enclave import db, projects
     from enclave.cli.context import load
 
+    from egress_review import checks_runner
+
     s = load(args)
     with db.transaction(s.database_url) as session:
         project = projects.get(session, args.project)  # NotFound: "no project 'x' (see ...)"
-        min_cell_count = project.min_cell_count
-    return policy_from_settings(s, min_cell_count=min_cell_count, project=args.project)
+        return checks_runner.policy_for(session, s, project)  # the review service's policy, data included
 
 
 def _check(args) -> int:

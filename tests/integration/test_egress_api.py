@@ -339,3 +339,66 @@ def test_html_pages_submit_and_withdraw_with_csrf(world):
     assert r.status_code == 200 and 'id="request-status">withdrawn<' in r.text
     r = world.bob.get(f"/requests/{rid}")
     assert r.status_code == 403 and "not yours" in r.text
+
+
+def test_checks_use_the_projects_imported_data_through_the_service(world, tmp_path):
+    """A project with data imported by the real importer: the service's checks recompute each cell from
+    it, catch records with made-up counts (in a workbook, stored without extension), show stewards what
+    matched, and check a new table against the project's released ones."""
+    import html as html_mod
+
+    import pandas as pd
+
+    from ingest.importer import ImportRequest, import_dataset
+
+    from tests.support.project_data import stays
+
+    s = world.settings
+    data_dir = world.base / "registry-data"
+    data_dir.mkdir()
+    with db.transaction(s.database_url) as session:
+        projects.create(session, "test", "registry", str(data_dir), min_cell_count=10)
+        projects.add_member(session, "test", "registry", "ann")
+    ws = s.state_dir / "workspaces" / "registry" / "ann"
+    ws.mkdir(parents=True)
+    frame = stays()
+    source = tmp_path / "stays.csv"
+    frame.to_csv(source, index=False)
+    import_dataset(s, "test", ImportRequest(project="registry", source=source, id_columns=["pid"], name="stays"))
+
+    means = frame.groupby(["region", "diagnosis"]).agg(mean_los=("los_days", "mean")).reset_index().round(2)
+    means.to_csv(ws / "means.csv", index=False)
+    records = frame.iloc[300:330][["age", "sex", "admission_date", "diagnosis", "los_days"]].assign(n=12)
+    records.to_excel(ws / "strata.xlsx", index=False)
+    r = world.ann.submit(["means.csv", "strata.xlsx"], project="registry")
+    assert r.status_code == 201, r.text
+    view = r.json()
+    files = _files(view)
+    assert {f["check_status"] for f in files.values()} == {"fail"}
+    rid = view["id"]
+    page = world.sam.get(f"/requests/{rid}")
+    assert page.status_code == 200
+    text = html_mod.unescape(page.text)
+    assert "data_small_cells" in text and "compared with dataset 'stays' (4,000 records" in text
+    assert "'mean_los' = mean of 'los_days'" in text
+    assert "records_in_disguise" in text and "malformed" not in text
+
+    # a table released with one suppressed cell, then its margin: the margin gives the cell back
+    detail = (frame[frame.diagnosis != "Z99"].groupby(["region", "sex"]).size().reset_index(name="n"))
+    detail["n"] = detail["n"].astype(object)
+    detail.loc[0, "n"] = "[c]"
+    detail.to_csv(ws / "detail.csv", index=False)
+    r = world.ann.submit(["detail.csv"], project="registry", controls="one cell suppressed")
+    assert r.status_code == 201, r.text
+    [detail_file] = _files(r.json()).values()
+    for steward in (world.sam, world.sue):
+        assert steward.decide(detail_file["id"]).status_code == 200
+    assert world.ann.get(f"/api/requests/{r.json()['id']}").json()["status"] == "released"
+    margin = frame[frame.diagnosis != "Z99"].groupby("region").size().reset_index(name="n")
+    margin.to_csv(ws / "margin.csv", index=False)
+    r = world.ann.submit(["margin.csv"], project="registry")
+    [f] = _files(r.json()).values()
+    assert f["check_status"] == "fail"
+    found = {x["check"]: x for x in f["checks"]["findings"]}
+    assert found["differencing"]["cells"] == [[margin.region[0], "n"]]
+    assert "'detail.csv'" in found["differencing"]["message"]

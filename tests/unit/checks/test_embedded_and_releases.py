@@ -9,7 +9,7 @@ import pandas as pd
 
 from egress_review.checks import Policy, check_file
 from tests.unit.checks import samples as s
-from tests.unit.checks.project_data import policy, publish, stays
+from tests.support.project_data import policy, publish, stays
 
 
 def notebook(tmp_path, outputs: list[dict]):

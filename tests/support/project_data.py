@@ -27,7 +27,7 @@ def stays(n: int = 4000, seed: int = 7) -> pd.DataFrame:
         "pid": [f"P{p:07d}XQ" for p in persons],
         "age": age,
         "sex": np.where(persons % 2 == 0, "F", "M"),
-        "region": [REGIONS[p % 4] for p in persons],
+        "region": [REGIONS[(p // 2) % 4] for p in persons],
         "admission_date": [dt.date(2023, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 730, n)],
         "diagnosis": [DIAGNOSES[i] for i in rng.integers(0, 4, n)],
         "los_days": rng.integers(1, 21, n),

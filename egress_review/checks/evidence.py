@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from enclave import datasets as published_datasets
-from enclave.fingerprints import hash_column
+from enclave.fingerprints import combine, hash_column
 
 from egress_review.checks import CELLS_LISTED, Finding, Policy
 from egress_review.checks.view import TableView, canon, is_total, shown as _shown
@@ -58,6 +58,8 @@ MAX_DISTINCT = 200_000  # a column with more distinct values is an identifier, n
 MAX_MEASURES = 12  # numeric dataset columns tried as the source of a table's statistics
 MAX_WILD_ROWS = 500  # total rows recomputed one by one
 DISGUISE_COLUMNS = 3
+CHUNK_ROWS = 1 << 20  # dataset rows keyed at a time (bounded temporaries)
+PSEUDONYM_BATCH = 256 * 1024  # rows hashed at a time (hashing text needs memory per byte of the batch)
 
 _SEX = {
     "f": "female", "female": "female", "femme": "female", "femmes": "female", "woman": "female",
@@ -141,12 +143,15 @@ def similarity(a: str, b: str) -> float:
 # --- the project's data ----------------------------------------------------------------------------
 
 class ProjectData:
-    """The project's published datasets, each column read at most once (kept for the request)."""
+    """The project's published datasets. What the checks need of a column is read once per request
+    and kept: its distinct values and range (small) for matching, the whole column (compact: text
+    dictionary-encoded, pseudonyms as 64-bit hashes) only for the columns a table is recomputed on."""
 
     def __init__(self, data_dir):
         self.datasets = published_datasets.published(data_dir)
         self._columns: dict[tuple[str, str], pa.Array] = {}
         self._distinct: dict[tuple[str, str], list | None] = {}
+        self._range: dict[tuple[str, str], tuple[float, float] | None] = {}
         self._schemas: dict[str, pa.Schema] = {}
 
     def __bool__(self) -> bool:
@@ -157,31 +162,60 @@ class ProjectData:
             self._schemas[ds.name] = pq.read_schema(ds.parquet)
         return self._schemas[ds.name]
 
+    def _read(self, ds, name: str) -> pa.Array:
+        if name in self._columns_of(ds):
+            return self._columns[(ds.name, name)]
+        t = self.schema(ds).field(name).type
+        text = pa.types.is_string(t) or pa.types.is_large_string(t)
+        arr = pq.read_table(ds.parquet, columns=[name], read_dictionary=[name] if text else None).column(0)
+        arr = arr.combine_chunks()
+        if not pa.types.is_dictionary(arr.type) and not _numeric(arr.type):
+            arr = pc.dictionary_encode(arr)
+        return arr
+
+    def _columns_of(self, ds) -> set[str]:
+        return {c for d, c in self._columns if d == ds.name}
+
     def column(self, ds, name: str) -> pa.Array:
         key = (ds.name, name)
         if key not in self._columns:
-            t = self.schema(ds).field(name).type
-            text = pa.types.is_string(t) or pa.types.is_large_string(t)
-            table = pq.read_table(ds.parquet, columns=[name], read_dictionary=[name] if text else None)
-            arr = table.column(0).combine_chunks()
-            if name in ds.pseudonym_columns:
-                arr = pa.array(hash_column(arr))  # one person per value: keep 8 bytes, not the text
-            elif not pa.types.is_dictionary(arr.type) and not _numeric(arr.type):
-                arr = pc.dictionary_encode(arr)
-            self._columns[key] = arr
+            if name in ds.pseudonym_columns:  # one person per value: 8 bytes each, hashed batch by batch
+                source = pq.ParquetFile(ds.parquet)
+                hashes = np.empty(source.metadata.num_rows, dtype=np.uint64)
+                at = 0
+                for batch in source.iter_batches(batch_size=PSEUDONYM_BATCH, columns=[name]):
+                    hashes[at:at + batch.num_rows] = hash_column(batch.column(0))
+                    at += batch.num_rows
+                self._columns[key] = pa.array(hashes[:at])
+            else:
+                self._columns[key] = _compact(self._read(ds, name))
+            _give_back()
         return self._columns[key]
+
+    def _profile(self, ds, name: str) -> None:
+        """Distinct values and range from one read of the column, which is not kept."""
+        key = (ds.name, name)
+        arr = self._read(ds, name)
+        values = arr.dictionary if pa.types.is_dictionary(arr.type) else pc.unique(arr)
+        self._distinct[key] = values.to_pylist() if len(values) <= MAX_DISTINCT else None
+        self._range[key] = None
+        if _numeric(arr.type) and not pa.types.is_boolean(arr.type):
+            mm = pc.min_max(arr).as_py()
+            if mm["min"] is not None:
+                self._range[key] = (float(mm["min"]), float(mm["max"]))
+        del arr, values
+        _give_back()  # the column is not kept
 
     def distinct(self, ds, name: str) -> list | None:
         """The column's distinct values (None when there are too many to be labels)."""
-        key = (ds.name, name)
-        if key not in self._distinct:
-            arr = self.column(ds, name)
-            if pa.types.is_dictionary(arr.type):
-                values = arr.dictionary
-            else:
-                values = pc.unique(arr)
-            self._distinct[key] = values.to_pylist() if len(values) <= MAX_DISTINCT else None
-        return self._distinct[key]
+        if (ds.name, name) not in self._distinct:
+            self._profile(ds, name)
+        return self._distinct[(ds.name, name)]
+
+    def value_range(self, ds, name: str) -> tuple[float, float] | None:
+        if (ds.name, name) not in self._range:
+            self._profile(ds, name)
+        return self._range[(ds.name, name)]
 
     def numbers(self, ds, name: str) -> np.ndarray:
         arr = self.column(ds, name)
@@ -190,6 +224,29 @@ class ProjectData:
     def candidates(self, ds) -> list[str]:
         """Columns that may hold labels or measures: every column but the pseudonyms."""
         return [f.name for f in self.schema(ds) if f.name not in ds.pseudonym_columns]
+
+
+def _give_back() -> None:
+    """Return freed Arrow memory to the system: the allocator keeps it otherwise, and reading columns
+    of 10 million rows one after the other would add up in the process's footprint."""
+    pa.default_memory_pool().release_unused()
+
+
+def _compact(arr: pa.Array) -> pa.Array:
+    """The same values in fewer bytes: small whole numbers as int16/int32, dictionary indices likewise."""
+    if pa.types.is_dictionary(arr.type):
+        n = len(arr.dictionary)
+        index = pa.int16() if n < 2**15 else pa.int32()
+        if arr.type.index_type != index:
+            arr = arr.cast(pa.dictionary(index, arr.type.value_type))
+        return arr
+    if pa.types.is_integer(arr.type) and len(arr):
+        mm = pc.min_max(arr).as_py()
+        if mm["min"] is not None:
+            for t, lo, hi in ((pa.int16(), -2**15, 2**15 - 1), (pa.int32(), -2**31, 2**31 - 1)):
+                if lo <= mm["min"] and mm["max"] <= hi and arr.type.bit_width > t.bit_width:
+                    return arr.cast(t)
+    return arr
 
 
 def _numeric(t: pa.DataType) -> bool:
@@ -244,6 +301,8 @@ def match_column(data: ProjectData, ds, column: str, labels: list, exact_only: b
                 key_fn = _sex if how == "sex" else (lambda k: k)
                 tries.append((how, sum(1 for k in keys if key_fn(k) in seen) / len(keys)))
         for how, cov in tries:
+            if len(keys) < 2 and sim == 0:
+                continue  # one label value matches too much by chance: its name must agree too
             score = (cov >= MATCH_SHARE, cov + 0.25 * sim, sim)
             if cov >= MATCH_SHARE and (best is None or score > best[0]):
                 best = (score, Match(column, name, how, cov, bands if how == "bands" else keys))
@@ -263,32 +322,42 @@ def _bands(keys: list[str]) -> list[tuple[float, float]] | None:
 
 
 def _band_coverage(data: ProjectData, ds, name: str, bands) -> float:
-    values = data.numbers(ds, name)
-    values = values[~np.isnan(values)]
-    if not len(values):
+    span = data.value_range(ds, name)
+    if span is None:
         return 0.0
-    lo, hi = float(values.min()), float(values.max())
+    lo, hi = span
     inside = sum(1 for a, b in bands if a <= hi and b > lo)
     return inside / len(bands)
 
 
 def codes_for(data: ProjectData, ds, m: Match) -> np.ndarray:
     """Per dataset row, the index of its key among the table column's keys (-1: none)."""
+    dtype = np.int16 if len(m.keys) < 2**15 else np.int32
     if m.how == "bands":
-        x = data.numbers(ds, m.source)
+        column = data.column(ds, m.source)
         los = np.array([b[0] for b in m.keys])
         his = np.array([b[1] for b in m.keys])
-        k = np.searchsorted(los, x, side="right") - 1
-        ok = (k >= 0) & ~np.isnan(x)
-        k = np.where(ok, k, 0)
-        ok &= x < his[k]
-        return np.where(ok, k, -1).astype(np.int32)
+        out = np.empty(len(column), dtype=dtype)
+        for start in range(0, len(column), CHUNK_ROWS):  # in chunks: float copies of a slice only
+            x = pc.cast(column.slice(start, CHUNK_ROWS), pa.float64()).to_numpy(zero_copy_only=False)
+            k = np.searchsorted(los, x, side="right") - 1
+            ok = (k >= 0) & ~np.isnan(x)
+            k = np.where(ok, k, 0)
+            ok &= x < his[k]
+            out[start:start + len(x)] = np.where(ok, k, -1)
+        return out
     arr = data.column(ds, m.source)
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
     fn = _TRANSFORMS[m.how]
     index = {(_sex(k) if m.how == "sex" else k): i for i, k in enumerate(m.keys)}
-    entry = np.array([index.get(fn(v), -1) for v in arr.dictionary.to_pylist()] + [-1], dtype=np.int32)
+    span = data.value_range(ds, m.source) if pa.types.is_integer(arr.type) else None
+    if span is not None and span[1] - span[0] <= 1_000_000:  # whole numbers: a lookup by value
+        lo = int(span[0])
+        entry = np.array([index.get(fn(v), -1) for v in range(lo, int(span[1]) + 1)] + [-1], dtype=dtype)
+        values = arr.fill_null(int(span[1]) + 1).to_numpy(zero_copy_only=False)
+        return entry[values - lo]
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    entry = np.array([index.get(fn(v), -1) for v in arr.dictionary.to_pylist()] + [-1], dtype=dtype)
     idx = arr.indices.fill_null(len(arr.dictionary)).to_numpy(zero_copy_only=False)
     return entry[idx]
 
@@ -313,124 +382,215 @@ def key_of(m: Match, value) -> int | None:
 
 # --- per-row recomputation -------------------------------------------------------------------------
 
-@dataclass
 class Groups:
-    """What the data says behind each matched row of the table (arrays indexed by table row)."""
+    """What the data says behind each matched row of the table (arrays indexed like `rows`).
 
-    rows: np.ndarray  # table row positions that were matched
-    records: np.ndarray
-    persons: np.ndarray
-    stats: dict = field(default_factory=dict)  # (data column, stat) -> values per matched row
-    at_value: dict = field(default_factory=dict)  # (data column, "min"/"max") -> records at that value
-    top: dict = field(default_factory=dict)  # data column -> (total, top1, top2) per matched row
+    Records, persons and each measure's sum, mean, median, minimum and maximum are computed at once;
+    what only some statistics need (each person's contribution, for sums and means; how many records
+    share a minimum or maximum) is computed on demand, for the columns recognised as such."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+        self.records = np.zeros(len(rows), np.int64)
+        self.persons = np.zeros(len(rows), np.int64)
+        self.stats: dict = {}  # (data column, stat) -> values per row
+        self._parts: list = []  # (slice of rows, gid over the dataset, number of groups)
+        self._pid = None
+        self._measure: dict = {}
+        self._top: dict = {}
+        self._at: dict = {}
+
+    def top(self, x: str):
+        """(total, largest, second largest contribution, any negative value) per row: contributions of
+        persons when the dataset has a pseudonym column, else of records."""
+        if x not in self._top:
+            n = len(self.rows)
+            total, top1, top2, negative = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, bool)
+            for at, gid, k in self._parts:
+                sel = gid >= 0
+                g = gid[sel]
+                v = _numbers(self._measure[x], sel)
+                ok = ~np.isnan(v)
+                if not ok.all():
+                    g, v = g[ok], v[ok]
+                negative[at] = np.bincount(g[v < 0], minlength=k) > 0
+                total[at] = np.bincount(g, weights=v, minlength=k)
+                if self._pid is None:
+                    top1[at], top2[at] = _two_largest(g, v, k)
+                    continue
+                # each person's records summed (persons contribute, not stays), a share of the persons
+                # at a time: a person is in one share, so the shares' two largest merge exactly
+                pid = self._pid[sel][ok] if not ok.all() else self._pid[sel]
+                best = np.zeros((2, k))
+                for _, mask in _person_shares(pid):
+                    key = _person_keys(g[mask], pid[mask])
+                    order = np.argsort(key, kind="stable")
+                    key = key[order]
+                    first = np.ones(len(key), dtype=bool)
+                    first[1:] = key[1:] != key[:-1]
+                    starts = np.flatnonzero(first)
+                    sums = np.add.reduceat(v[mask][order], starts) if len(starts) else np.zeros(0)
+                    groups = (key[starts] >> np.uint64(_PERSON_BITS)).astype(np.int64)
+                    del key, order, first, starts
+                    t1, t2 = _two_largest(groups, sums, k)
+                    best = np.sort(np.vstack([best, t1, t2]), axis=0)[-2:]
+                top2[at], top1[at] = best[0], best[1]
+            self._top[x] = (total, top1, top2, negative)
+        return self._top[x]
+
+    def at_value(self, x: str, stat: str) -> np.ndarray:
+        """How many records of each row's group hold its minimum (or maximum) of `x`."""
+        if (x, stat) not in self._at:
+            n = len(self.rows)
+            out = np.zeros(n, np.int64)
+            for at, gid, k in self._parts:
+                sel = gid >= 0
+                g = gid[sel]
+                v = _numbers(self._measure[x], sel)
+                target = self.stats[(x, stat)][at]
+                hit = v == np.nan_to_num(target, nan=np.inf)[g]
+                out[at] = np.bincount(g[hit], minlength=k)
+            self._at[(x, stat)] = out
+        return self._at[(x, stat)]
+
+
+_PERSON_BITS = 40  # a group number above a person's hash (its 40 top bits: collisions ~1 in a million)
+
+
+def _person_keys(g: np.ndarray, pid: np.ndarray) -> np.ndarray:
+    return (g.astype(np.uint64) << np.uint64(_PERSON_BITS)) | (pid >> np.uint64(64 - _PERSON_BITS))
+
+
+def _person_shares(pid: np.ndarray):
+    """Masks splitting records by person into shares of about CHUNK_ROWS records (bounded memory)."""
+    shares = max(1, -(-len(pid) // CHUNK_ROWS))
+    if shares == 1:
+        yield 0, np.ones(len(pid), dtype=bool)
+        return
+    part = pid % np.uint64(shares)
+    for share in range(shares):
+        yield share, part == share
+
+
+def _numbers(column: pa.Array, sel: np.ndarray) -> np.ndarray:
+    return pc.cast(column.filter(pa.array(sel)), pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _two_largest(g: np.ndarray, v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The largest and second largest value of each group (0 when there is none), without sorting."""
+    top1 = np.full(k, -np.inf)
+    np.maximum.at(top1, g, v)
+    is_top = v == top1[g]
+    ties = np.bincount(g[is_top], minlength=k)
+    second = np.full(k, -np.inf)
+    rest = ~is_top
+    np.maximum.at(second, g[rest], v[rest])
+    top2 = np.where(ties >= 2, top1, second)
+    return np.where(np.isfinite(top1), top1, 0.0), np.where(np.isfinite(top2), top2, 0.0)
+
+
+def _row_keys(columns: list[np.ndarray], radix: list[int]) -> np.ndarray:
+    """One int64 per row for a combination of label codes: mixed radix when it fits, else a hash."""
+    if math.prod(radix) < 2**62:
+        out = np.zeros(len(columns[0]), dtype=np.int64)
+        for codes, base in zip(columns, radix):
+            out *= base
+            out += np.maximum(codes, 0)
+        return out
+    return combine([np.asarray(c, dtype=np.int64).view(np.uint64) for c in columns]).view(np.int64)
 
 
 def recompute(data: ProjectData, ds, matches: dict[int, Match], keys: dict[int, list], measures: list[str],
               n_rows: int) -> Groups:
     """Records, persons and statistics behind each table row whose labels are all explained."""
     cols = sorted(matches)
-    codes = {j: codes_for(data, ds, matches[j]) for j in cols}
-    pid = data.column(ds, ds.pseudonym_columns[0]).to_numpy(zero_copy_only=False) if ds.pseudonym_columns else None
-    values = {x: data.numbers(ds, x) for x in measures}
     ok_rows = [r for r in range(n_rows) if all(keys[j][r] is not None for j in cols)]
     plain = [r for r in ok_rows if all(keys[j][r] >= 0 for j in cols)]
-    wild = [r for r in ok_rows if r not in set(plain)][:MAX_WILD_ROWS]
-    rows = np.array(plain + wild, dtype=np.int64)
-    out = Groups(rows, np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64))
-    if not len(rows):
+    is_plain = set(plain)
+    wild = [r for r in ok_rows if r not in is_plain][:MAX_WILD_ROWS]
+    out = Groups(np.array(plain + wild, dtype=np.int64))
+    if not len(out.rows):
         return out
-    # the plain rows at once: a mixed-radix code per dataset row, looked up among the rows' codes
+    codes = {}
+    for j in cols:
+        codes[j] = codes_for(data, ds, matches[j])
+        _give_back()
+    out._pid = data.column(ds, ds.pseudonym_columns[0]).to_numpy(zero_copy_only=False) if ds.pseudonym_columns else None
+    out._measure = {x: data.column(ds, x) for x in measures}
+    # the plain rows at once: a key per dataset row, looked up among the rows' keys
     radix = [len(matches[j].keys) for j in cols]
-    combined = np.zeros(len(next(iter(codes.values()))), dtype=np.int64)
-    valid = np.ones(len(combined), dtype=bool)
-    for j, base in zip(cols, radix):
-        combined = combined * base + np.maximum(codes[j], 0)
-        valid &= codes[j] >= 0
-    targets = np.zeros(len(plain), dtype=np.int64)
-    for j, base in zip(cols, radix):
-        targets = targets * base + np.array([keys[j][r] for r in plain], dtype=np.int64)
-    gid = np.full(len(combined), -1, dtype=np.int64)
-    if len(plain):
+    size = len(codes[cols[0]])
+    if plain:
+        gid = np.full(size, -1, dtype=np.int32)
+        targets = _row_keys([np.array([keys[j][r] for r in plain], dtype=np.int64) for j in cols], radix)
         order = np.argsort(targets, kind="stable")
-        pos = np.searchsorted(targets[order], combined)
-        pos = np.minimum(pos, len(plain) - 1)
-        hit = valid & (targets[order][pos] == combined)
-        gid[hit] = order[pos[hit]]
-    _fill(out, slice(0, len(plain)), gid, len(plain), pid, values)
+        ordered = targets[order]
+        for start in range(0, size, CHUNK_ROWS):
+            end = start + CHUNK_ROWS
+            combined = _row_keys([codes[j][start:end] for j in cols], radix)
+            valid = np.ones(len(combined), dtype=bool)
+            for j in cols:
+                valid &= codes[j][start:end] >= 0
+            pos = np.minimum(np.searchsorted(ordered, combined), len(plain) - 1)
+            hit = valid & (ordered[pos] == combined)
+            gid[start:end][hit] = order[pos[hit]]
+        out._parts.append((slice(0, len(plain)), gid, len(plain)))
     for i, r in enumerate(wild):  # totals: the records of every value of the total's column
-        mask = np.ones(len(combined), dtype=bool)
+        mask = np.ones(size, dtype=bool)
         for j in cols:
             if keys[j][r] >= 0:
                 mask &= codes[j] == keys[j][r]
-        _fill(out, slice(len(plain) + i, len(plain) + i + 1), np.where(mask, 0, -1), 1, pid, values)
+        out._parts.append((slice(len(plain) + i, len(plain) + i + 1), np.where(mask, 0, -1).astype(np.int8), 1))
+    del codes
+    for at, gid, k in out._parts:
+        _fill(out, at, gid, k)
     return out
 
 
-def _fill(out: Groups, at: slice, gid: np.ndarray, n: int, pid, values: dict) -> None:
+def _fill(out: Groups, at: slice, gid: np.ndarray, n: int) -> None:
     sel = gid >= 0
-    g = gid[sel]
+    g = gid[sel].astype(np.int32)  # arrays over every matched record: kept as small as they can be
     out.records[at] = np.bincount(g, minlength=n)
-    if pid is not None:
-        p = pid[sel]
-        order = np.lexsort((p, g))
-        gs, ps = g[order], p[order]
-        first = np.ones(len(gs), dtype=bool)
-        first[1:] = (gs[1:] != gs[:-1]) | (ps[1:] != ps[:-1])
-        out.persons[at] = np.bincount(gs[first], minlength=n)
+    if out._pid is not None:
+        pid = out._pid[sel]
+        persons = np.zeros(n, np.int64)
+        for _, mask in _person_shares(pid):  # distinct persons add up over shares of persons
+            key = _person_keys(g[mask], pid[mask])
+            key.sort()
+            first = np.ones(len(key), dtype=bool)
+            first[1:] = key[1:] != key[:-1]
+            persons += np.bincount((key[first] >> np.uint64(_PERSON_BITS)).astype(np.int64), minlength=n)
+            del key, first
+        out.persons[at] = persons
+        del pid
     else:
         out.persons[at] = out.records[at]
-        order = None
-    for x, arr in values.items():
-        v = arr[sel]
-        ok = ~np.isnan(v)
-        gv, vv = g[ok], v[ok]
+    for x, column in out._measure.items():
+        vv = _numbers(column, sel)
+        ok = ~np.isnan(vv)
+        gv = g
+        if not ok.all():
+            gv, vv = g[ok], vv[ok]
+        del ok
         cnt = np.bincount(gv, minlength=n)
         total = np.bincount(gv, weights=vv, minlength=n)
+        has = cnt > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = total / cnt
-        srt = np.lexsort((vv, gv))
-        gs, vs = gv[srt], vv[srt]
+        order = np.lexsort((vv, gv))  # by group, then value: minimum, median and maximum by position
+        gs = gv[order]
+        del gv
+        vs = vv[order]
+        del order, vv
         start = np.searchsorted(gs, np.arange(n), side="left")
         end = np.searchsorted(gs, np.arange(n), side="right")
-        has = end > start
-        mn = np.where(has, vs[np.minimum(start, len(vs) - 1)] if len(vs) else np.nan, np.nan)
-        mx = np.where(has, vs[np.maximum(end - 1, 0)] if len(vs) else np.nan, np.nan)
-        lo_mid = start + (end - start - 1) // 2
-        hi_mid = start + (end - start) // 2
-        med = np.where(has, (vs[np.minimum(lo_mid, len(vs) - 1)] + vs[np.minimum(hi_mid, len(vs) - 1)]) / 2
-                       if len(vs) else np.nan, np.nan)
+        last = max(len(vs) - 1, 0)
+        pick = (lambda i: vs[np.minimum(i, last)]) if len(vs) else (lambda i: np.full(n, np.nan))
+        mn, mx = pick(start), pick(end - 1)
+        med = (pick(start + (end - start - 1) // 2) + pick(start + (end - start) // 2)) / 2
+        del gs, vs
         for stat, val in (("sum", total), ("mean", mean), ("median", med), ("min", mn), ("max", mx)):
             out.stats.setdefault((x, stat), np.full(len(out.rows), np.nan))[at] = np.where(has, val, np.nan)
-        # how many records share the minimum and the maximum (one person's value when few do)
-        if len(vs):
-            at_min = np.bincount(gs[vs == mn[gs]], minlength=n)
-            at_max = np.bincount(gs[vs == mx[gs]], minlength=n)
-        else:
-            at_min = at_max = np.zeros(n, np.int64)
-        out.at_value.setdefault((x, "min"), np.zeros(len(out.rows), np.int64))[at] = at_min
-        out.at_value.setdefault((x, "max"), np.zeros(len(out.rows), np.int64))[at] = at_max
-        # contributions: per person when persons are known, else per record
-        if pid is not None:
-            pp = pid[sel][ok]
-            o = np.lexsort((pp, gv))
-            g2, p2, v2 = gv[o], pp[o], vv[o]
-            first = np.ones(len(g2), dtype=bool)
-            first[1:] = (g2[1:] != g2[:-1]) | (p2[1:] != p2[:-1])
-            starts = np.flatnonzero(first)
-            contrib = np.add.reduceat(v2, starts) if len(starts) else np.zeros(0)
-            cg = g2[starts]
-        else:
-            contrib, cg = vv, gv
-        o = np.lexsort((-contrib, cg))
-        cg, contrib = cg[o], contrib[o]
-        s = np.searchsorted(cg, np.arange(n), side="left")
-        e = np.searchsorted(cg, np.arange(n), side="right")
-        top1 = np.where(e > s, contrib[np.minimum(s, len(contrib) - 1)] if len(contrib) else 0, 0.0)
-        top2 = np.where(e > s + 1, contrib[np.minimum(s + 1, len(contrib) - 1)] if len(contrib) else 0, 0.0)
-        tops = out.top.setdefault(x, (np.zeros(len(out.rows)), np.zeros(len(out.rows)), np.zeros(len(out.rows)),
-                                      np.zeros(len(out.rows), bool)))
-        tops[0][at], tops[1][at], tops[2][at] = total, top1, top2
-        tops[3][at] = (np.bincount(gv[vv < 0], minlength=n) > 0) if len(vv) else False
 
 
 # --- the rules -------------------------------------------------------------------------------------
@@ -438,6 +598,7 @@ def _fill(out: Groups, at: slice, gid: np.ndarray, n: int, pid, values: dict) ->
 def check(view: TableView, policy: Policy, data: ProjectData, where: str = "") -> list[Finding]:
     if not data or view.n_rows == 0:
         return []
+    _give_back()  # what reading the file held: the data needs the room
     m = policy.min_cell_count
     out: list[Finding] = []
     best = _best_dataset(view, data)
@@ -453,13 +614,14 @@ def check(view: TableView, policy: Policy, data: ProjectData, where: str = "") -
     ds, matches = best
     label_idx = {j: view.columns[j] for j in matches}
     keys = {j: [key_of(matches[j], v) for v in view.values[view.columns[j]]] for j in matches}
-    measures = _measure_sources(view, data, ds)
+    measures = _measure_sources(view, data, ds, {mt.source for mt in matches.values()})
     groups = recompute(data, ds, matches, keys, measures, view.n_rows)
     unmatched_labels = [c for c in view.labels if c not in label_idx.values()]
     unmatched_rows = sorted(set(range(view.n_rows)) - set(groups.rows.tolist()))
     rows = groups.rows
     full = not unmatched_labels
     recognised = _recognise(view, groups, full)
+    view.recognised.update({c: what for c, (what, _) in recognised.items()})
     # data_small_cells: any value shown over too few records or persons
     small: list[tuple[str, str]] = []
     n_small = 0
@@ -560,12 +722,20 @@ def _best_dataset(view: TableView, data: ProjectData):
     return (best[1], best[2]) if best else None
 
 
-def _measure_sources(view: TableView, data: ProjectData, ds) -> list[str]:
+def _measure_sources(view: TableView, data: ProjectData, ds, labels: set[str]) -> list[str]:
+    """Numeric dataset columns that may be what the table's numbers summarise (not its labels'
+    columns), the most alike by name first: any, when the table shows statistics; only those named
+    like one of its columns when it shows counts (a whole-number 'total_cost' is a sum of 'cost')."""
     schema = data.schema(ds)
-    numeric = [n for n in data.candidates(ds) if _numeric(schema.field(n).type)]
-    if not view.measures and not view.counts:
-        return []
-    ranked = sorted(numeric, key=lambda n: -max([similarity(c, n) for c in view.measures + view.counts] or [0]))
+    numeric = [n for n in data.candidates(ds) if _numeric(schema.field(n).type) and n not in labels]
+    shown = view.measures + view.counts
+
+    def alike(n: str) -> float:
+        return max([similarity(c, n) for c in shown] or [0.0])
+
+    ranked = sorted(numeric, key=lambda n: -alike(n))
+    if not view.measures:
+        ranked = [n for n in ranked if alike(n) > 0]
     return ranked[:MAX_MEASURES]
 
 
@@ -606,9 +776,9 @@ def _dominance(view, g: Groups, recognised, policy: Policy, where: str, source: 
     out = []
     for c, (what, _) in recognised.items():
         m = re.match(r"^(sum|mean) of '(.+)'$", what)
-        if not m or m.group(2) not in g.top:
+        if not m or (m.group(2), "sum") not in g.stats:
             continue
-        total, top1, top2, negative = g.top[m.group(2)]
+        total, top1, top2, negative = g.top(m.group(2))
         cells = []
         for i, r in enumerate(g.rows):
             if not _shown(view.values[c][r]) or negative[i] or total[i] <= 0:
@@ -633,7 +803,7 @@ def _extremes(view, g: Groups, recognised, policy: Policy, where: str) -> list[F
         m = re.match(r"^(min|max) of '(.+)'$", what)
         if not m:
             continue
-        at = g.at_value.get((m.group(2), m.group(1)))
+        at = g.at_value(m.group(2), m.group(1)) if (m.group(2), m.group(1)) in g.stats else None
         cells = [(view.row_label(r), view.col_label(c)) for i, r in enumerate(g.rows)
                  if _shown(view.values[c][r]) and at is not None and 0 < at[i] < policy.min_cell_count]
         if cells:

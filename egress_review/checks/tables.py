@@ -42,6 +42,9 @@ LABEL_NAME = re.compile(
     r"|range)|classe_?(d_?)?age|tranche_?(d_?)?age|code|\w+_code|code_\w+|region|dept|departement|group|groupe"
     r"|category|categorie|sex|sexe|gender|level|niveau|stratum|strate)$"
 )
+MAGNITUDE_NAME = re.compile(  # sums and means (ACRO checks dominance of both): one large value can dominate
+    r"(^|_)(mean|avg|average|moyenne|cost|costs|cout|amount|montant|spend|spending|expenditure"
+    r"|depense|price|prix|income|revenu|salary|salaire|turnover|ca)($|_)")
 EXTREME_NAME = re.compile(r"(^|_)(min|max|minimum|maximum|mini|maxi|highest|lowest|largest|smallest)($|_)")
 CONTRIBUTION = re.compile(r"^(.+)__top(\d+)$")
 _TOTAL_WORDS = "total|totals|all|overall|ensemble|sum|somme|tous|toutes"
@@ -240,6 +243,20 @@ class TableAnalyzer:
                 for i in pc.indices_nonzero(hit).slice(0, max(room, 0)).to_pylist():
                     self.formula_cells.append((f"row {offset + i + 1}", self._col(self.columns[j])))
 
+    def _constant_counts(self, out: list[Finding], counts, view, where: str) -> None:
+        """Every count the same number over many rows: made-up counts over rows that may be records."""
+        if view is None or view.n_rows < 5:
+            return
+        for c in counts:
+            values = {v for v in view.values.get(c.name, []) if v is not None}
+            if len(values) == 1:
+                out.append(Finding(
+                    "constant_counts", "review",
+                    f"{where}every value of '{c.name}' is {_fmt(next(iter(values)))} over {view.n_rows:,} rows: real "
+                    "counts differ from row to row; a person must check the rows are not records with a made-up "
+                    "count"))
+                return
+
     def view(self) -> TableView:
         """The first SAMPLE_ROWS rows with their roles, for the rules that look at the table whole."""
         names = self.columns
@@ -430,6 +447,17 @@ class TableAnalyzer:
                 "contributions", "review",
                 f"{where}columns {', '.join(repr(c) for c in self.contributions)} hold single contributors' "
                 "values (used for the dominance checks): take them out of the file to be released"))
+        checked = {g.name for g in self.magnitudes} | {  # contributions given, or the data recomputed them
+            c for c, what in (view.recognised.items() if view is not None else ()) if re.match(r"(sum|mean) of ", what)}
+        unchecked = [c for c in self.statistics + [c.name for c in counts]
+                     if MAGNITUDE_NAME.search(norm(c)) and c not in checked]
+        if unchecked and (counts or self.statistics):
+            out.append(Finding(
+                "dominance_unchecked", "review",
+                f"{where}{', '.join(repr(c) for c in unchecked)} are sums or means, and nothing "
+                "tells whether one or two contributors dominate a cell (no __top1/__top2 columns, no match with "
+                "the project's data): a person must check, or add the largest contributions"))
+        self._constant_counts(out, counts, view, where)
         if self.statistics and not counts:
             out.append(Finding(
                 "statistics", "review",

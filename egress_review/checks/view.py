@@ -7,7 +7,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,8 +31,8 @@ def canon(v) -> str | None:
     if isinstance(v, dt.date):
         return v.isoformat()
     s = " ".join(str(v).split()).lower()
-    if re.fullmatch(r"-?\d+\.0+", s):
-        s = s.split(".")[0]
+    if re.fullmatch(r"-?\d+(\.0+)?", s):  # '07', '7.0' and 7 agree: a code loses its zeros in a CSV round trip
+        s = str(int(float(s))) if len(s) < 16 else s
     return s or None
 
 
@@ -56,6 +56,8 @@ class TableView:
     measures: list[str]  # statistics, magnitudes, extremes: numeric columns that are not counts
     row_label: Callable  # row position -> the label people read ('North / M')
     col_label: Callable = staticmethod(lambda c: c)
+    # filled by the evidence: column -> what the data says it is ("mean of 'los_days'")
+    recognised: dict = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:

@@ -56,7 +56,12 @@ CATALOGUE = [
     Case("numbers-written-as-text", text("fr_text.csv", s.NUMBERS_AS_TEXT), "fail",
          cells={"small_cells": [("Sud", "patients")]}),
     Case("statistics-without-counts", text("means.csv", s.STATS_ONLY), "review", checks={"statistics": "review"}),
-    Case("statistics-with-counts", text("means_n.csv", s.STATS_WITH_N), "pass"),
+    Case("statistics-with-counts", text("means_n.csv", s.STATS_WITH_N), "review",
+         checks={"dominance_unchecked": "review"}),  # a mean cost: one stay may dominate, nothing tells
+    Case("medians-with-counts", text("medians.csv", "region,n,median_los\nNorth,120,4.5\nSouth,45,3.0\n"),
+         "pass"),  # a median is no sum: one long stay does not move it
+    Case("same-count-everywhere", text("fake_n.csv", "age,sex,ward,n\n" + "".join(
+        f"{30 + i},{'FM'[i % 2]},W{i % 3},12\n" for i in range(8))), "review", checks={"constant_counts": "review"}),
     Case("minimum-and-maximum", text("minmax.csv", "region,n,min_age,max_age\nNorth,120,18,97\nSouth,45,21,88\n"),
          "review", checks={"extremes": "review"}),
     # magnitudes with contributions

@@ -28,7 +28,7 @@ For a table submitted in a project with imported datasets (enclave.datasets):
      or rows the data could not explain;
    - `data_evidence` (pass): what matched what, and what was recomputed.
 
-Memory: the table's first EVIDENCE_ROWS rows, and for the matched dataset the columns used (text
+Memory: the table's first rows (tables.SAMPLE_ROWS, 100,000: beyond, a table is record-level anyway), and for the matched dataset the columns used (text
 dictionary-encoded, pseudonyms as 64-bit hashes): about 10-30 bytes per dataset row. Each dataset
 column is read once per request (`ProjectData` keeps what it read), whatever the number of files.
 """
@@ -49,9 +49,9 @@ from enclave import datasets as published_datasets
 from enclave.fingerprints import combine, hash_column
 
 from egress_review.checks import CELLS_LISTED, Finding, Policy
-from egress_review.checks.view import TableView, canon, is_total, shown as _shown
+from egress_review.checks.view import TableView, canon, is_total
+from egress_review.checks.view import shown as _shown
 
-EVIDENCE_ROWS = 100_000  # rows of a table compared with the data (beyond: record-level anyway)
 MATCH_SHARE = 0.8  # share of a column's labels the data must explain
 AGREE_SHARE = 0.6  # share of rows on which a recomputed statistic must agree to be recognised
 MAX_DISTINCT = 200_000  # a column with more distinct values is an identifier, not a label
@@ -547,6 +547,13 @@ def recompute(data: ProjectData, ds, matches: dict[int, Match], keys: dict[int, 
     return out
 
 
+def _at(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """values[positions], NaN where there are no values at all (groups without records are masked later)."""
+    if not len(values):
+        return np.full(len(positions), np.nan)
+    return values[np.clip(positions, 0, len(values) - 1)]
+
+
 def _fill(out: Groups, at: slice, gid: np.ndarray, n: int) -> None:
     sel = gid >= 0
     g = gid[sel].astype(np.int32)  # arrays over every matched record: kept as small as they can be
@@ -584,10 +591,8 @@ def _fill(out: Groups, at: slice, gid: np.ndarray, n: int) -> None:
         del order, vv
         start = np.searchsorted(gs, np.arange(n), side="left")
         end = np.searchsorted(gs, np.arange(n), side="right")
-        last = max(len(vs) - 1, 0)
-        pick = (lambda i: vs[np.minimum(i, last)]) if len(vs) else (lambda i: np.full(n, np.nan))
-        mn, mx = pick(start), pick(end - 1)
-        med = (pick(start + (end - start - 1) // 2) + pick(start + (end - start) // 2)) / 2
+        mn, mx = _at(vs, start), _at(vs, end - 1)
+        med = (_at(vs, start + (end - start - 1) // 2) + _at(vs, start + (end - start) // 2)) / 2
         del gs, vs
         for stat, val in (("sum", total), ("mean", mean), ("median", med), ("min", mn), ("max", mx)):
             out.stats.setdefault((x, stat), np.full(len(out.rows), np.nan))[at] = np.where(has, val, np.nan)
@@ -765,11 +770,23 @@ def _recognise(view: TableView, g: Groups, full: bool) -> dict[str, tuple[str, f
         for what, v in options:
             close = np.abs(vals - v) <= tol + 1e-6 * np.abs(v)
             share = float(np.sum(close & shown)) / float(shown.sum())
-            if share >= AGREE_SHARE and (best is None or share > best[1]):
-                best = (what, share)
+            score = (share, _named_as(c, what))  # a tie goes to the statistic the column is named after
+            if share >= AGREE_SHARE and (best is None or score > best[0]):
+                best = (score, what)
         if best:
-            out[c] = best
+            out[c] = (best[1], best[0][0])
     return out
+
+
+_STAT_SYNONYMS = {"mean": "mean|avg|average|moyenne|moy", "sum": "sum|total|somme", "median": "median|mediane|med",
+                  "min": "min|minimum|mini", "max": "max|maximum|maxi", "records": "n|count|nb|stays|records|effectif",
+                  "persons": "persons|patients|people|individuals|personnes"}
+
+
+def _named_as(column: str, what: str) -> bool:
+    stat = what.split(" ", 1)[0]
+    words = _STAT_SYNONYMS.get(stat)
+    return bool(words and re.search(rf"(^|_)({words})($|_)", _norm(column)))
 
 
 def _dominance(view, g: Groups, recognised, policy: Policy, where: str, source: str) -> list[Finding]:

@@ -8,8 +8,8 @@ import json
 import pandas as pd
 
 from egress_review.checks import Policy, check_file
-from tests.unit.checks import samples as s
 from tests.support.project_data import policy, publish, stays
+from tests.unit.checks import samples as s
 
 
 def notebook(tmp_path, outputs: list[dict]):

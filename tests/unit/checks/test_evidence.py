@@ -178,3 +178,32 @@ def test_a_data_folder_with_a_stray_manifest_is_read_safely(data, tmp_path):
     from enclave.datasets import published
 
     assert [d.name for d in published(folder)] == ["stays"]
+
+
+def test_contributions_are_per_person_not_per_stay(data, tmp_path):
+    """One person with 40 modest stays holds most of a region's cost: no stay dominates, the person does."""
+    frame, _ = data
+    heavy = frame.copy()
+    who = heavy.pid[0]
+    region = heavy.region[0]
+    extra = heavy[heavy.region == region].head(40).assign(pid=who, sex=heavy.sex[0], cost=2_000_000.0)
+    heavy = pd.concat([heavy, extra], ignore_index=True)
+    publish(tmp_path / "heavy", "stays", heavy)
+    t = heavy.groupby("region").agg(n=("pid", "size"), total_cost=("cost", "sum")).reset_index().round(0)
+    verdict, found = run(tmp_path, tmp_path / "heavy", "heavy.csv", t)
+    assert found["data_dominance"].cells == [(region, "total_cost")]
+    # without a pseudonym column the stays are the contributors, and none of them dominates
+    publish(tmp_path / "anon", "stays", heavy.drop(columns=["pid"]), pseudonyms=())
+    verdict, found = run(tmp_path, tmp_path / "anon", "anon.csv", t)
+    assert "data_dominance" not in found
+
+
+def test_medians_and_totals_rows_are_recomputed(data, tmp_path):
+    frame, folder = data
+    t = frame.groupby("sex").agg(n=("pid", "size"), median_age=("age", "median")).reset_index()
+    total = pd.DataFrame({"sex": ["Total"], "n": [len(frame)], "median_age": [frame.age.median()]})
+    t = pd.concat([t, total], ignore_index=True)
+    verdict, found = run(tmp_path, folder, "medians.csv", t)
+    assert verdict.status == "pass", found
+    msg = found["data_evidence"].message
+    assert "3 of 3 rows matched" in msg and "'median_age' = median of 'age'" in msg

@@ -161,7 +161,7 @@ def _totals_by_value(view: TableView, where: str) -> list[Finding]:
             agree, rows_all = 0, 0
             for r in range(n):
                 vals = [view.values[c][r] for c in parts]
-                if all(_shown(v) for v in vals) and _shown(view.values[t][r]):
+                if all(_shown(v) for v in vals) and _shown(view.values[t][r]) and view.values[t][r] != 0:
                     rows_all += 1
                     agree += abs(sum(vals) - view.values[t][r]) < 1e-6
             if rows_all < 2 or agree < rows_all:
@@ -182,11 +182,11 @@ def _totals_by_value(view: TableView, where: str) -> list[Finding]:
             agree = checked = 0
             for c in counts:
                 vals = [view.values[c][r] for r in others]
-                if all(_shown(v) for v in vals) and _shown(view.values[c][total]):
+                if all(_shown(v) for v in vals) and _shown(view.values[c][total]) and view.values[c][total] != 0:
                     checked += 1
                     agree += abs(sum(vals) - view.values[c][total]) < 1e-6
             if not checked or agree < checked:
-                continue
+                continue  # a total must add up wherever it can be checked, and not only as 0 = 0 + 0
             for c in counts:
                 hidden = [r for r in others if not _shown(view.values[c][r])]
                 if _shown(view.values[c][total]) and len(hidden) == 1:

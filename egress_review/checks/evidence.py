@@ -57,6 +57,7 @@ AGREE_SHARE = 0.6  # share of rows on which a recomputed statistic must agree to
 MAX_DISTINCT = 200_000  # a column with more distinct values is an identifier, not a label
 MAX_MEASURES = 12  # numeric dataset columns tried as the source of a table's statistics
 MAX_WILD_ROWS = 500  # total rows recomputed one by one
+TRIED_DATASETS = 3  # datasets explaining as many labels, recomputed to see which one the table came from
 DISGUISE_COLUMNS = 3
 CHUNK_ROWS = 1 << 20  # dataset rows keyed at a time (bounded temporaries)
 PSEUDONYM_BATCH = 256 * 1024  # rows hashed at a time (hashing text needs memory per byte of the batch)
@@ -616,16 +617,12 @@ def check(view: TableView, policy: Policy, data: ProjectData, where: str = "") -
         out += _describe_rows(view, data, policy, where)
         out += _disguise(view, policy, data, where)
         return out
-    ds, matches = best
+    ds, matches, groups, recognised = best
     label_idx = {j: view.columns[j] for j in matches}
-    keys = {j: [key_of(matches[j], v) for v in view.values[view.columns[j]]] for j in matches}
-    measures = _measure_sources(view, data, ds, {mt.source for mt in matches.values()})
-    groups = recompute(data, ds, matches, keys, measures, view.n_rows)
     unmatched_labels = [c for c in view.labels if c not in label_idx.values()]
     unmatched_rows = sorted(set(range(view.n_rows)) - set(groups.rows.tolist()))
     rows = groups.rows
     full = not unmatched_labels
-    recognised = _recognise(view, groups, full)
     view.recognised.update({c: what for c, (what, _) in recognised.items()})
     # data_small_cells: any value shown over too few records or persons
     small: list[tuple[str, str]] = []
@@ -717,14 +714,28 @@ def match_columns(data: ProjectData, ds, view: TableView, columns: list[str], ex
 
 
 def _best_dataset(view: TableView, data: ProjectData):
-    best = None
+    """The dataset the table was computed from: the one explaining most label columns; among those
+    (up to TRIED_DATASETS), the one whose recomputed statistics agree with the table's numbers most.
+    Returns (dataset, matches, groups, recognised) or None."""
+    scored = []
     for ds in data.datasets:
         matches = match_columns(data, ds, view, view.labels)
         if matches:
-            score = (len(matches), sum(mt.coverage for mt in matches.values()))
-            if best is None or score > best[0]:
-                best = (score, ds, matches)
-    return (best[1], best[2]) if best else None
+            scored.append(((len(matches), sum(mt.coverage for mt in matches.values())), ds, matches))
+    if not scored:
+        return None
+    scored.sort(key=lambda x: x[0], reverse=True)
+    best = None
+    for score, ds, matches in [x for x in scored if x[0][0] == scored[0][0][0]][:TRIED_DATASETS]:
+        keys = {j: [key_of(matches[j], v) for v in view.values[view.columns[j]]] for j in matches}
+        measures = _measure_sources(view, data, ds, {mt.source for mt in matches.values()})
+        groups = recompute(data, ds, matches, keys, measures, view.n_rows)
+        full = len(matches) == len(view.labels)
+        recognised = _recognise(view, groups, full)
+        fit = (len(groups.rows), sum(share for _, share in recognised.values()), score[1])
+        if best is None or fit > best[0]:
+            best = (fit, ds, matches, groups, recognised)
+    return best[1:]
 
 
 def _measure_sources(view: TableView, data: ProjectData, ds, labels: set[str]) -> list[str]:
@@ -876,9 +887,10 @@ def _disguise(view: TableView, policy: Policy, data: ProjectData, where: str) ->
     """Rows that are records whatever else is added: on 3+ columns matching the data exactly, fewer than
     min_cell_count records share the row's values."""
     out = []
-    candidates = [c for c in view.columns
-                  if c in view.labels or (c not in view.counts and not _STAT_WORDS.search(_norm(c)))
-                  or (c in view.counts and _named_in_data(c, data))]
+    summary = {c for c, what in view.recognised.items() if not re.match(r"(min|max) of ", what)}
+    candidates = [c for c in view.columns if c not in summary and (
+        c in view.labels or (c not in view.counts and not _STAT_WORDS.search(_norm(c)))
+        or (c in view.counts and _named_in_data(c, data)))]  # record values, not what sums them up
     for ds in data.datasets:
         matches = match_columns(data, ds, view, candidates, exact_only=True, min_share=0.9)
         if len(matches) < DISGUISE_COLUMNS:

@@ -3,7 +3,7 @@ hold rows of the project's own input data?
 
 Signals, each enough for a `fail` (documented in docs/checks.md):
 - a column named like a person identifier (`patient_id`, `nir`, `ben_nir_psa`, `subject`, `id`...)
-  whose values are mostly different (half or more of the first rows); a name alone only asks a person
+  whose values are different codes (90% distinct, with digits or 8+ characters); a name alone asks a person
   to look (`review`): names never fail a table by themselves;
 - a column of identifier-like values: in the first 100,000 rows at least 95% distinct, at least 8
   characters, digits in nearly all of them, one token each (letters, digits, `_+/=-`), not dates
@@ -101,9 +101,11 @@ class RecordLevelSignals:
             name = self.columns[j]
             values = [v for v in batch.column(j).to_pylist() if v is not None and str(v).strip() != ""]
             if what == "identifier":
-                confirmed = len(values) >= 5 and len(set(values)) >= 0.5 * len(values)
+                codes = sum(1 for v in values if re.search(r"\d", str(v)) or re.fullmatch(r"\S{8,}", str(v)))
+                confirmed = (len(values) >= 5 and len(set(values)) >= 0.9 * len(values)
+                             and codes >= 0.8 * len(values))  # codes, not category names
                 said = f"column '{name}' is named like a person identifier"
-                why = f" and {len(set(values)):,} of its {len(values):,} values differ"
+                why = f" and {len(set(values)):,} of its {len(values):,} values are different codes"
             else:
                 dates = sum(1 for v in values if re.match(_DATE, str(v)) or hasattr(v, "year"))
                 years = [v for v in values if isinstance(v, (int, float)) and float(v).is_integer()]

@@ -207,3 +207,16 @@ def test_medians_and_totals_rows_are_recomputed(data, tmp_path):
     assert verdict.status == "pass", found
     msg = found["data_evidence"].message
     assert "3 of 3 rows matched" in msg and "'median_age' = median of 'age'" in msg
+
+
+def test_the_dataset_a_table_came_from_is_the_one_whose_numbers_agree(data, tmp_path):
+    """Stays and prescriptions share their labels: a count of prescriptions is judged on prescriptions."""
+    frame, _ = data
+    folder = tmp_path / "two"
+    publish(folder, "a_stays", frame)
+    scripts = pd.concat([frame[["pid", "sex", "region"]]] * 3, ignore_index=True).assign(drug="B01")
+    publish(folder, "prescriptions", scripts)
+    t = scripts.groupby(["region", "sex"]).size().reset_index(name="n")
+    verdict, found = run(tmp_path, folder, "scripts.csv", t)
+    assert verdict.status == "pass", found
+    assert "dataset 'prescriptions'" in found["data_evidence"].message

@@ -149,14 +149,21 @@ class ProjectData:
     dictionary-encoded, pseudonyms as 64-bit hashes) only for the columns a table is recomputed on."""
 
     def __init__(self, data_dir):
-        self.datasets = published_datasets.published(data_dir)
         self._columns: dict[tuple[str, str], pa.Array] = {}
         self._distinct: dict[tuple[str, str], list | None] = {}
         self._range: dict[tuple[str, str], tuple[float, float] | None] = {}
         self._schemas: dict[str, pa.Schema] = {}
+        self.datasets = []
+        self.unreadable: list[str] = []  # "name (why)": published, but not a Parquet file we can read
+        for ds in published_datasets.published(data_dir):
+            try:
+                self._schemas[ds.name] = pq.read_schema(ds.parquet)
+                self.datasets.append(ds)
+            except (OSError, pa.ArrowException) as exc:
+                self.unreadable.append(f"{ds.name} ({str(exc)[:120]})")
 
     def __bool__(self) -> bool:
-        return bool(self.datasets)
+        return bool(self.datasets or self.unreadable)
 
     def schema(self, ds) -> pa.Schema:
         if ds.name not in self._schemas:
@@ -222,9 +229,14 @@ class ProjectData:
         arr = self.column(ds, name)
         return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
 
+    def pseudonyms(self, ds) -> list[str]:
+        """The manifest's pseudonym columns that the file really has."""
+        return [c for c in ds.pseudonym_columns if c in self.schema(ds).names]
+
     def candidates(self, ds) -> list[str]:
-        """Columns that may hold labels or measures: every column but the pseudonyms."""
-        return [f.name for f in self.schema(ds) if f.name not in ds.pseudonym_columns]
+        """Columns that may hold labels or measures: numbers, text, dates and booleans, but not the
+        pseudonyms (nested or binary columns label nothing)."""
+        return [f.name for f in self.schema(ds) if f.name not in ds.pseudonym_columns and _plain(f.type)]
 
 
 def _give_back() -> None:
@@ -248,6 +260,13 @@ def _compact(arr: pa.Array) -> pa.Array:
                 if lo <= mm["min"] and mm["max"] <= hi and arr.type.bit_width > t.bit_width:
                     return arr.cast(t)
     return arr
+
+
+def _plain(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return (_numeric(t) or pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_date(t)
+            or pa.types.is_timestamp(t))
 
 
 def _numeric(t: pa.DataType) -> bool:
@@ -294,8 +313,8 @@ def match_column(data: ProjectData, ds, column: str, labels: list, exact_only: b
         distinct = None if (bands is not None and _numeric(t) and not exact_only) else data.distinct(ds, name)
         if distinct is not None:
             for how, fn in _TRANSFORMS.items():
-                if how == "sex" and (not sexy or exact_only):
-                    continue
+                if how == "sex" and not sexy:
+                    continue  # (a relabelling, not a coarsening: kept when only exact values count)
                 if how in ("year", "month") and (exact_only or _numeric(t)):
                     continue
                 seen = {fn(v) for v in distinct}
@@ -516,7 +535,8 @@ def recompute(data: ProjectData, ds, matches: dict[int, Match], keys: dict[int, 
     for j in cols:
         codes[j] = codes_for(data, ds, matches[j])
         _give_back()
-    out._pid = data.column(ds, ds.pseudonym_columns[0]).to_numpy(zero_copy_only=False) if ds.pseudonym_columns else None
+    pseudonyms = data.pseudonyms(ds)
+    out._pid = data.column(ds, pseudonyms[0]).to_numpy(zero_copy_only=False) if pseudonyms else None
     out._measure = {x: data.column(ds, x) for x in measures}
     # the plain rows at once: a key per dataset row, looked up among the rows' keys
     radix = [len(matches[j].keys) for j in cols]
@@ -607,6 +627,13 @@ def check(view: TableView, policy: Policy, data: ProjectData, where: str = "") -
     _give_back()  # what reading the file held: the data needs the room
     m = policy.min_cell_count
     out: list[Finding] = []
+    if data.unreadable:
+        out.append(Finding("data_unmatched", "review",
+                           f"{where}the project's dataset{'s' if len(data.unreadable) > 1 else ''} "
+                           + ", ".join(data.unreadable) + " could not be read: a person must check the cells "
+                           "against the data"))
+    if not data.datasets:
+        return out
     best = _best_dataset(view, data)
     if best is None:
         shows = bool(view.measures)

@@ -17,6 +17,7 @@ How a table is read (the convention is in docs/checks.md):
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from egress_review.checks.microdata import InputRowMatcher, RecordLevelSignals, 
 from egress_review.checks.readers import MARKER, EmptyTable, Restart, TableStream, open_tables
 from egress_review.checks.view import TableView
 
+log = logging.getLogger(__name__)
 SAMPLE_ROWS = 100_000  # rows kept for the rules that look at a table whole (arithmetic, evidence, releases)
 FORMULA = r"^[=+@\t\r]|^-\s*[^\d\s.,]"  # what a spreadsheet would run: =, +, @, or - before a non-number
 
@@ -166,15 +168,8 @@ class TableAnalyzer:
         values = [v for v in arr.to_pylist() if v is not None]
         if len(values) < 3 or any(not float(v).is_integer() for v in values):
             return False
-        data = self.policy.data
-        if data:
-            from egress_review.checks.evidence import match_column
-
-            for ds in data.datasets:
-                if any(norm(c) == norm(self.columns[i]) for c in data.candidates(ds)):
-                    m = match_column(data, ds, self.columns[i], values, exact_only=True)
-                    if m is not None and norm(m.source) == norm(self.columns[i]):
-                        return True
+        if self._a_column_of_the_data(i, values):
+            return True
         distinct = sorted(set(values))
         if len(distinct) < 3:
             return False
@@ -183,6 +178,23 @@ class TableAnalyzer:
             return False
         per_value = {values.count(v) for v in distinct}
         return len(per_value) == 1 and (len(distinct) >= 5 or per_value != {1})
+
+    def _a_column_of_the_data(self, i: int, values: list) -> bool:
+        """Whether column i is a column of the project's data by name, holding that column's values."""
+        data = self.policy.data
+        if not data:
+            return False
+        from egress_review.checks.evidence import match_column
+
+        try:
+            for ds in data.datasets:
+                if any(norm(c) == norm(self.columns[i]) for c in data.candidates(ds)):
+                    m = match_column(data, ds, self.columns[i], values, exact_only=True)
+                    if m is not None and norm(m.source) == norm(self.columns[i]):
+                        return True
+        except Exception:  # noqa: BLE001 - a dataset it cannot read: the values alone decide
+            log.exception("reading the project's data to tell a grouping column failed")
+        return False
 
     def feed(self, batch: pa.RecordBatch) -> None:
         if self.signals is None:
@@ -373,9 +385,7 @@ class TableAnalyzer:
                 "them with a quote or remove them" + _more(self.formulas, self.formula_cells), cells=self.formula_cells))
         view = self.view() if self.sample else None
         if view is not None and self.policy.data:
-            from egress_review.checks import evidence
-
-            out += evidence.check(view, self.policy, self.policy.data, where)
+            out += _evidence(view, self.policy, where)
         reasons = self.signals.reasons()
         for note in self.signals.name_notes():
             out.append(Finding("record_level", "review", f"{where}{note}: a person must check it holds no records"))
@@ -492,6 +502,20 @@ class TableAnalyzer:
                 + ("" if not self.policy.zeros_are_disclosive else ", no zeros")
                 + (f"; {len(self.magnitudes)} magnitude column(s) pass the p% and n,k rules" if self.magnitudes else "")))
         return out
+
+
+def _evidence(view: TableView, policy: Policy, where: str) -> list[Finding]:
+    """The comparison with the project's data; when it cannot run (a dataset it cannot read), the
+    table still gets its other checks and a person is told what was not done (review, never a pass)."""
+    from egress_review.checks import evidence
+
+    try:
+        return evidence.check(view, policy, policy.data, where)
+    except Exception as exc:  # noqa: BLE001 - a dataset the comparison cannot read must not hide the rest
+        log.exception("comparison with the project's data failed")
+        return [Finding("data_unmatched", "review",
+                        f"{where}the comparison with the project's data could not run ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}): a person must check the cells against the data")]
 
 
 def check(path: Path, policy: Policy, name: str) -> list[Finding]:

@@ -86,3 +86,23 @@ def test_bad_disclosure_settings_stop_with_a_message(cli, enclave_env, tmp_path)
         fh.write("\n[disclosure]\np_ratio = 10\n")
     code, _, err = cli("check", str(s.write(tmp_path, "t.csv", s.SAFE_LONG)))
     assert code == 2 and "p_ratio" in err and "between 0 and 1" in err
+
+
+def test_project_checks_use_its_imported_data(cli, tmp_path):
+    """`--project` applies the review service's policy: the project's data is evidence."""
+    from tests.support.project_data import publish, stays
+
+    frame = stays()
+    data_dir = publish(tmp_path / "registry", "stays", frame)
+    assert cli("project", "create", "registry", "--data", str(data_dir))[0] == 0
+    means = frame.groupby(["region", "diagnosis"]).agg(mean_los=("los_days", "mean")).reset_index().round(2)
+    table = tmp_path / "means.csv"
+    means.to_csv(table, index=False)
+    code, out, _ = cli("check", "--json", str(table))
+    assert code == 0  # the file alone: statistics without counts, a person looks
+    code, out, _ = cli("check", "--json", "--project", "registry", str(table))
+    assert code == 1
+    [verdict] = json.loads(out)
+    found = {f["check"]: f for f in verdict["findings"]}
+    assert found["data_small_cells"]["severity"] == "fail"
+    assert "compared with dataset 'stays'" in found["data_evidence"]["message"]

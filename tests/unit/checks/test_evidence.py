@@ -220,3 +220,22 @@ def test_the_dataset_a_table_came_from_is_the_one_whose_numbers_agree(data, tmp_
     verdict, found = run(tmp_path, folder, "scripts.csv", t)
     assert verdict.status == "pass", found
     assert "dataset 'prescriptions'" in found["data_evidence"].message
+
+
+def test_odd_dataset_columns_and_an_unreadable_dataset_never_crash_the_checks(data, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame, _ = data
+    folder = tmp_path / "odd"
+    publish(folder, "stays", frame)
+    table = pa.Table.from_pandas(frame[["region", "sex"]], preserve_index=False).append_column(
+        "codes", pa.array([[1, 2]] * len(frame), pa.list_(pa.int64())))
+    pq.write_table(table, folder / "stays.parquet")  # a nested column: labels nothing
+    t = frame.groupby("region").agg(n=("pid", "size"), mean_age=("age", "mean")).reset_index().round(1)
+    verdict, found = run(tmp_path, folder, "t.csv", t)
+    assert "checks_error" not in found and "data_evidence" in found
+    (folder / "stays.parquet").write_bytes(b"PAR1 not really")
+    verdict, found = run(tmp_path, folder, "t2.csv", t)
+    assert "checks_error" not in found
+    assert found["data_unmatched"].severity == "review" and "could not be read" in found["data_unmatched"].message

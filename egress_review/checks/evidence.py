@@ -152,6 +152,7 @@ class ProjectData:
         self._columns: dict[tuple[str, str], pa.Array] = {}
         self._distinct: dict[tuple[str, str], list | None] = {}
         self._range: dict[tuple[str, str], tuple[float, float] | None] = {}
+        self._keys: dict[tuple[str, str, str], set] = {}
         self._schemas: dict[str, pa.Schema] = {}
         self.datasets = []
         self.unreadable: list[str] = []  # "name (why)": published, but not a Parquet file we can read
@@ -219,6 +220,14 @@ class ProjectData:
         if (ds.name, name) not in self._distinct:
             self._profile(ds, name)
         return self._distinct[(ds.name, name)]
+
+    def keys(self, ds, name: str, how: str) -> set:
+        """The column's distinct values as keys of one transform (exact, sex, year, month), kept:
+        every label column of every table of the request is compared with them."""
+        key = (ds.name, name, how)
+        if key not in self._keys:
+            self._keys[key] = {_TRANSFORMS[how](v) for v in self.distinct(ds, name) or ()}
+        return self._keys[key]
 
     def value_range(self, ds, name: str) -> tuple[float, float] | None:
         if (ds.name, name) not in self._range:
@@ -317,7 +326,7 @@ def match_column(data: ProjectData, ds, column: str, labels: list, exact_only: b
                     continue  # (a relabelling, not a coarsening: kept when only exact values count)
                 if how in ("year", "month") and (exact_only or _numeric(t)):
                     continue
-                seen = {fn(v) for v in distinct}
+                seen = data.keys(ds, name, how)
                 key_fn = _sex if how == "sex" else (lambda k: k)
                 tries.append((how, sum(1 for k in keys if key_fn(k) in seen) / len(keys)))
         for how, cov in tries:

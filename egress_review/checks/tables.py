@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -176,7 +177,7 @@ class TableAnalyzer:
         steps = {b - a for a, b in zip(distinct, distinct[1:])}
         if len(steps) != 1:
             return False
-        per_value = {values.count(v) for v in distinct}
+        per_value = set(Counter(values).values())
         return len(per_value) == 1 and (len(distinct) >= 5 or per_value != {1})
 
     def _a_column_of_the_data(self, i: int, values: list) -> bool:

@@ -688,8 +688,8 @@ def check(view: TableView, policy: Policy, data: ProjectData, where: str = "") -
             if not _shown(v):
                 continue
             most = max(groups.records[i], groups.persons[i])
-            if full and v > most + max(5, 0.01 * most) and (most < m or recognised.get(c, (None,))[0] in
-                                                             ("records", "persons")):
+            if full and v - most >= _slack(v, most) and (most < m or recognised.get(c, (None,))[0] in
+                                                         ("records", "persons")):
                 mismatch.append((view.row_label(r), view.col_label(c)))
             elif not full and most < m <= v:
                 mismatch.append((view.row_label(r), view.col_label(c)))
@@ -747,6 +747,14 @@ def match_columns(data: ProjectData, ds, view: TableView, columns: list[str], ex
         taken.add(mt.source)
         pending.remove(c)
     return out
+
+
+def _slack(shown: float, behind: int) -> float:
+    """How much more than the data a count may say and still be the data's count, rounded or perturbed:
+    under 10 for a multiple of 10 (random rounding to base 10), under 5 otherwise (base 5, small noise),
+    and 1% of large counts."""
+    base = 10 if shown % 10 == 0 else 5
+    return max(base, 0.01 * behind + 1e-9)
 
 
 def _best_dataset(view: TableView, data: ProjectData):

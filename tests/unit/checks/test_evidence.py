@@ -239,3 +239,20 @@ def test_odd_dataset_columns_and_an_unreadable_dataset_never_crash_the_checks(da
     verdict, found = run(tmp_path, folder, "t2.csv", t)
     assert "checks_error" not in found
     assert found["data_unmatched"].severity == "review" and "could not be read" in found["data_unmatched"].message
+
+
+def test_counts_rounded_up_to_base_10_or_5_are_still_the_datas_counts(data, tmp_path):
+    frame, folder = data
+    t = frame.groupby(["region", "sex"]).size().reset_index(name="n")
+    up10 = t.assign(n=((t.n + 9) // 10) * 10)  # random rounding may go up by as much as 9
+    verdict, found = run(tmp_path, folder, "r10.csv", up10)
+    assert "data_count_mismatch" not in found, found
+    up5 = t.assign(n=((t.n + 4) // 5) * 5)
+    verdict, found = run(tmp_path, folder, "r5.csv", up5)
+    assert "data_count_mismatch" not in found, found
+    inflated = t.copy()
+    inflated.loc[2, "n"] += 7  # the others are the data's counts; no rounding explains 7 more here
+    if inflated.loc[2, "n"] % 5 == 0:
+        inflated.loc[2, "n"] += 1
+    verdict, found = run(tmp_path, folder, "inflated.csv", inflated)
+    assert found["data_count_mismatch"].cells == [(f"{t.region[2]} / {t.sex[2]}", "n")]

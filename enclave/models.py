@@ -209,3 +209,39 @@ class GuardedServer(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)  # last notebook.egress_volume
     cap_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # what the kernel quota allows this server
     slowed: Mapped[bool] = mapped_column(Boolean, default=False)  # burst spent, already audited
+
+
+class PackageFile(Base):
+    """One package file in the enclave's offline repository (enclave.packages), as a bundle brought it:
+    a Python wheel or source archive, or an R source package. The bytes live under paths.packages()."""
+
+    __tablename__ = "package_files"
+
+    filename: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ecosystem: Mapped[str] = mapped_column(String(10))  # python | r
+    name: Mapped[str] = mapped_column(String(100), index=True)  # normalised (PEP 503; R names as is)
+    version: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    requires: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of normalised names it needs
+    requires_python: Mapped[str] = mapped_column(String(100), default="")
+    bundle: Mapped[str] = mapped_column(String(64))  # sha256 of the manifest that brought it
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
+
+
+class PackageRule(Base):
+    """What researchers may install: a package allowed or denied for the whole site (scope '') or one
+    project (scope = slug), optionally for some versions only (a PEP 440 specifier, e.g. '==0.30')."""
+
+    __tablename__ = "package_rules"
+    __table_args__ = (UniqueConstraint("scope", "ecosystem", "name", name="uq_package_rule"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(30), default="")
+    ecosystem: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(100))
+    versions: Mapped[str] = mapped_column(String(100), default="")
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    decided_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)

@@ -27,3 +27,8 @@ def project_keys(state_dir: Path) -> Path:
 def fingerprints(state_dir: Path, project: str) -> Path:
     """Fingerprints of a project's imported rows, for the egress checks."""
     return Path(state_dir) / "fingerprints" / project
+
+
+def packages(state_dir: Path, ecosystem: str) -> Path:
+    """The offline package repository's files (`python` wheels and sdists, `r` source packages)."""
+    return Path(state_dir) / "packages" / ecosystem

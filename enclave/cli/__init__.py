@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from enclave.cli import audit, check, demo, egress, firewall, images, ingest, mfa, projects, setup, users, volumes
+from enclave.cli import (audit, check, demo, egress, firewall, images, ingest, mfa, packages, projects, setup, users,
+                         volumes)
 from enclave.errors import EnclaveError
 from enclave.settings import SettingsError
 
 # Modules that add sub-commands, in the order they appear in --help. This package is the top layer:
 # it may import every part (hub, egress_review, ingest); nothing imports it back (see .importlinter).
-COMMAND_MODULES = [setup, users, mfa, projects, volumes, audit, demo, firewall, check, egress, ingest, images]
+COMMAND_MODULES = [setup, users, mfa, projects, volumes, audit, demo, firewall, check, egress, ingest, images, packages]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -513,6 +513,62 @@ class IngestSection(Configurable):
         return proposal["value"]
 
 
+class PackagesSection(Configurable):
+    """[packages]: the offline package index notebook containers install from (see docs/packages.md)."""
+
+    enabled = Bool(
+        True,
+        help="Run the package index and let notebook containers reach it on their project gateway. "
+        "Security: it serves only package files imported from verified bundles, and to each project only "
+        "what its allow-list allows; false leaves researchers with the image's packages only.",
+    ).tag(config=True)
+    index_port = Integer(
+        8093,
+        help="Port of the package index on every project gateway (the host firewall lets containers reach "
+        "this port and the hub API port on their own gateway, nothing else).",
+    ).tag(config=True)
+
+    @validate("index_port")
+    def _valid_port(self, proposal):
+        return _between(proposal, 1, 65535)
+
+
+class ImportsSection(Configurable):
+    """[imports]: code and package requests coming into the enclave through the review service."""
+
+    reviewers_required = Integer(
+        1,
+        help="Different stewards or admins who must approve code or a package coming in (never the "
+        "requester). Code in is not an output, so one reviewer is the usual bar.",
+    ).tag(config=True)
+    max_file_kib = Integer(
+        512, help="Largest code file (KiB) that may be brought in; tables and binaries never may."
+    ).tag(config=True)
+    max_files = Integer(20, help="Most files in one code import request.").tag(config=True)
+    clamav_database = Unicode(
+        "/var/lib/clamav",
+        help="Folder of ClamAV signatures code coming in is scanned with (copy them from a connected "
+        "host's freshclam on an air-gapped site). Without signatures code is not scanned and every file "
+        "is marked for the reviewer to look at (review).",
+    ).tag(config=True)
+    workspace_folder = Unicode(
+        "imports", help="Folder of the requester's workspace where approved code lands."
+    ).tag(config=True)
+
+    @validate("reviewers_required", "max_file_kib", "max_files")
+    def _positive(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError(f"{proposal['trait'].name} must be at least 1")
+        return proposal["value"]
+
+    @validate("workspace_folder")
+    def _plain_folder(self, proposal):
+        value = proposal["value"].strip("/")
+        if not value or any(part in ("", ".", "..") for part in value.split("/")):
+            raise TraitError("workspace_folder must be a relative folder inside the workspace, without '..'")
+        return value
+
+
 class ImagesSection(Configurable):
     """[images]: the researcher notebook image and how it is built (no registry, no PyPI at build)."""
 
@@ -589,6 +645,8 @@ SECTIONS: dict[str, type[Configurable]] = {
     "ingest": IngestSection,
     "images": ImagesSection,
     "disclosure": DisclosureSection,
+    "packages": PackagesSection,
+    "imports": ImportsSection,
 }
 
 

@@ -9,7 +9,7 @@ from enclave import db, secrets_store
 from enclave import settings as settings_mod
 from hub import hubconfig
 from hub.auth import authenticator, oidc, roles, sessions
-from hub.services import access_reconciler, egress, egress_guard, refusal_reports
+from hub.services import access_reconciler, egress, egress_guard, package_index, refusal_reports
 from hub.spawn import spawner
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -25,6 +25,7 @@ CONFIGURERS = [
     egress_guard,  # host guard: kernel meters, its HTTP proxy (HAProxy) and the service keeping the record
     authenticator,  # password + TOTP login, enrolment page
     egress,  # output review service at /services/egress/ (HubOAuth)
+    package_index,  # [packages] enabled: the offline package index on every project gateway
     access_reconciler,  # access-reconciler service: stops servers whose access has ended
     sessions,  # DELETE /hub/api/enclave/sessions/<name>: ending access ends cookies and tokens
     refusal_reports,  # POST /hub/api/enclave/refusals: notebook servers report refused downloads

@@ -31,7 +31,7 @@ def _apply(args) -> int:
         print(f"enclave: error: {exc}")
         return 2
     print(f"firewall applied: chains {fw.input_chain} and {fw.forward_chain} for bridges {fw.bridge_prefix}+ "
-          f"(hub API port {fw.api_port})")
+          f"(to the gateway: ports {', '.join(map(str, fw.ports))})")
     return 0
 
 

@@ -5,11 +5,12 @@ port the host listens on at its gateway address. The enclave therefore owns two 
 family, matched on the project bridges' name prefix (`<bridge_prefix>+`):
 
 - ``<chain>-INPUT`` (jumped to from INPUT): from a project bridge, only replies and new TCP connections
-  to the hub API port on *that bridge's own* address (the project gateway: `addrtype --limit-iface-in`)
-  are accepted; the same port on any other host address (docker0, another project's gateway, the host's
-  LAN address) and everything else is rejected. The hub API port
-  is also rejected from every other interface but loopback (the hub listens on 0.0.0.0 so containers
-  on any project network can reach it).
+  to the allowed destinations (`ports`: the hub API, and the package index when it runs) on *that
+  bridge's own* address (the project gateway: `addrtype --limit-iface-in`) are accepted; the same ports
+  on any other host address (docker0, another project's gateway, the host's LAN address) and everything
+  else is rejected. These ports are also rejected from every other interface but loopback (the hub and
+  the index listen on 0.0.0.0 so containers on any project network can reach them). The package index
+  tells projects apart by the gateway a connection arrived at, which this rule makes unforgeable.
 - ``<chain>-FWD`` (jumped to from DOCKER-USER, else FORWARD): nothing is forwarded to or from a project
   bridge, so no other project's container, no other Docker network and no route out.
 
@@ -46,6 +47,7 @@ class FirewallError(RuntimeError):
 class Firewall:
     bridge_prefix: str
     api_port: int
+    index_port: int | None = None  # the package index (hub.packages), when it runs
     chain: str = "ENCLAVE"
     runner: Runner = field(default=_run, repr=False)
     ipv6: bool = field(default_factory=ipv6_kernel)  # a kernel without IPv6 needs no ip6tables rules
@@ -53,6 +55,11 @@ class Firewall:
     @property
     def families(self) -> tuple[int, ...]:
         return (4, 6) if self.ipv6 else (4,)
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """The one list of host destinations a notebook container may open a connection to."""
+        return (self.api_port,) + ((self.index_port,) if self.index_port else ())
 
     @property
     def input_chain(self) -> str:
@@ -68,11 +75,10 @@ class Firewall:
         reject = "icmp-admin-prohibited" if family == 4 else "icmp6-adm-prohibited"
         rules = [f"-i {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]
         if family == 4:  # project networks are IPv4 only; nothing over IPv6 is allowed
-            rules.append(f"-i {br} -p tcp -m tcp --dport {self.api_port} -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT")
-        rules += [
-            f"-i {br} -j REJECT --reject-with {reject}",
-            f"! -i lo -p tcp -m tcp --dport {self.api_port} -j REJECT --reject-with tcp-reset",
-        ]
+            rules += [f"-i {br} -p tcp -m tcp --dport {port} -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT"
+                      for port in self.ports]
+        rules.append(f"-i {br} -j REJECT --reject-with {reject}")
+        rules += [f"! -i lo -p tcp -m tcp --dport {port} -j REJECT --reject-with tcp-reset" for port in self.ports]
         return rules
 
     def forward_rules(self, family: int) -> list[str]:
@@ -160,7 +166,8 @@ class Firewall:
 
 def from_settings(settings, runner: Runner | None = None) -> Firewall:
     sp = settings.spawner
-    fw = Firewall(bridge_prefix=sp.bridge_prefix, api_port=settings.hub.api_port, chain=sp.firewall_chain)
+    fw = Firewall(bridge_prefix=sp.bridge_prefix, api_port=settings.hub.api_port, chain=sp.firewall_chain,
+                  index_port=settings.packages.index_port if settings.packages.enabled else None)
     if runner is not None:
         fw.runner = runner
     return fw

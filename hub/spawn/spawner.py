@@ -35,6 +35,7 @@ from enclave.models import Account, GuardedServer, Project
 from hub.guard import ledger, proxy
 from hub.guard.meter import SERVER_PORT, GuardError, Meter
 from hub.hubconfig import config_list
+from hub.packages import container as package_container
 from hub.spawn import admission, firewall
 from hub.spawn.hardening import Policy, harden, inspect_violations, tmpfs_options, violations
 
@@ -154,6 +155,7 @@ class ProjectSpawner(DockerSpawner):
                               "network addresses. Tell an administrator.", detail=str(exc),
                               reason="no_address_pool") from None
         self.network_name = network.network_name(self.section.network_prefix, self.name)
+        self._gateway = gateway
         self.use_internal_ip = True
         self.hub_connect_url = f"http://{gateway}:{self.enclave_settings.hub.api_port}"
         self.mem_limit = units.parse_bytes(facts["mem_limit"])
@@ -175,6 +177,14 @@ class ProjectSpawner(DockerSpawner):
         self._audit("notebook.start", {"image": self.image, "mem_limit": self.mem_limit, "cpu_limit": self.cpu_limit,
                                        "guarded": self.enclave_settings.guard.enabled})
         return reached_at
+
+    def get_env(self):
+        """The hub's variables, and where pip and R find the project's package index (hub.packages)."""
+        env = super().get_env()
+        packages = self.enclave_settings.packages
+        if packages.enabled and getattr(self, "_gateway", None):
+            env.update(package_container.environment(self._gateway, packages.index_port))
+        return env
 
     def get_args(self):
         """The server's arguments; terminals off where the project (or site) has them off (second
@@ -265,6 +275,11 @@ class ProjectSpawner(DockerSpawner):
         ws.mkdir(exist_ok=True, mode=0o700)
         os.chown(ws, 1000, 100)
         os.chmod(ws, 0o700)
+        if self.enclave_settings.packages.enabled:
+            try:
+                package_container.ensure_install_folders(ws, 1000, 100)
+            except OSError as exc:  # the person's own folders; installs then need a kernel restart
+                self.log.warning("install folders of %s/%s: %s", self.user.name, self.name, exc)
         return ws
 
     async def create_object(self):

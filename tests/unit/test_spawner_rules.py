@@ -138,10 +138,13 @@ class Recorder:
         return subprocess.CompletedProcess(argv, rc, "", "")
 
 
-def test_firewall_rules_allow_only_the_hub_api_from_project_bridges():
-    fw = firewall.Firewall(bridge_prefix="enc-", api_port=8081, chain="ENCLAVE", runner=Recorder())
+def test_firewall_rules_allow_only_the_hub_api_and_the_package_index_from_project_bridges():
+    fw = firewall.Firewall(bridge_prefix="enc-", api_port=8081, chain="ENCLAVE", runner=Recorder(), index_port=8093)
     v4 = fw.restore_script(4)
-    assert "-A ENCLAVE-INPUT -i enc-+ -p tcp -m tcp --dport 8081 -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT" in v4
+    for port in (8081, 8093):
+        assert f"-A ENCLAVE-INPUT -i enc-+ -p tcp -m tcp --dport {port} -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT" in v4
+        assert f"-A ENCLAVE-INPUT ! -i lo -p tcp -m tcp --dport {port} -j REJECT --reject-with tcp-reset" in v4
+    assert v4.count("-j ACCEPT") == 3  # replies, and those two ports: nothing else
     assert "-A ENCLAVE-INPUT -i enc-+ -j REJECT --reject-with icmp-admin-prohibited" in v4
     assert "-A ENCLAVE-FWD -i enc-+ -j REJECT" in v4 and "-A ENCLAVE-FWD -o enc-+ -j REJECT" in v4
     assert v4.index("--dport 8081") < v4.index("-i enc-+ -j REJECT")  # accept before the catch-all

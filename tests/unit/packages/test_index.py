@@ -1,0 +1,127 @@
+"""The package index on loopback, asked by the real pip: a project gets what its allow-list allows (with
+its dependencies), nothing else, and pip refuses a repository file that changed on disk."""
+
+import asyncio
+import subprocess
+import sys
+import threading
+
+import pytest
+import requests
+from aiohttp import web
+from sqlalchemy import select
+
+from enclave import bundles, db, paths
+from enclave.models import AuditEvent
+
+from hub.packages.index import make_app
+from tests.support.postgres import free_port
+from tests.support.wheels import r_package, wheel
+
+
+class Index:
+    """make_app served in a thread; connections to 127.0.0.1 come from project `project`."""
+
+    def __init__(self, env, project):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def serve():
+            app = make_app(env.db_url, env.state_dir, lambda addr: project if addr == "127.0.0.1" else None)
+            self.runner = web.AppRunner(app)
+            await self.runner.setup()
+            await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+            ready.set()
+
+        self.thread = threading.Thread(target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()),
+                                       daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def stop(self):
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def repo(cli, enclave_env, tmp_path):
+    wh = tmp_path / "wh"
+    wheel(wh, "survkit", "0.30", requires=("tinydep",))
+    wheel(wh, "tinydep", "1.2")
+    wheel(wh, "other", "2.0")
+    bundles.make(["survkit", "other"], tmp_path / "b", r_sources=[r_package(tmp_path, "rtiny", "1.0")],
+                 pip_args=["--no-index", "--find-links", str(wh)])
+    assert cli("packages", "import", str(tmp_path / "b"))[0] == 0
+    (tmp_path / "d").mkdir()
+    assert cli("project", "create", "cardio", "--data", str(tmp_path / "d"))[0] == 0
+    assert cli("packages", "allow", "survkit", "--project", "cardio")[0] == 0
+    assert cli("packages", "allow", "rtiny", "--r", "--project", "cardio")[0] == 0
+    return enclave_env
+
+
+@pytest.fixture
+def index(repo):
+    idx = Index(repo, "cardio")
+    yield idx
+    idx.stop()
+
+
+def _pip(index, target, *names):
+    return subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-cache-dir",
+                           "--index-url", f"{index.url}/simple/", "--target", str(target), *names],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_pip_installs_an_allowed_package_with_its_dependency(index, repo, tmp_path):
+    r = _pip(index, tmp_path / "t", "survkit")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "t" / "survkit").is_dir() and (tmp_path / "t" / "tinydep").is_dir()
+    with db.transaction(repo.db_url) as s:
+        fetched = [e.target for e in s.execute(select(AuditEvent).where(AuditEvent.action == "packages.fetch")).scalars()]
+    assert sorted(fetched) == ["package:python:survkit-0.30-py3-none-any.whl", "package:python:tinydep-1.2-py3-none-any.whl"]
+
+
+def test_a_package_off_the_list_is_invisible_and_explained(index, tmp_path):
+    r = _pip(index, tmp_path / "t", "other")
+    assert r.returncode != 0 and "from versions: none" in r.stderr
+    assert requests.get(f"{index.url}/files/python/other-2.0-py3-none-any.whl").status_code == 404
+    assert "other" not in requests.get(f"{index.url}/simple/").text
+    why = requests.get(f"{index.url}/refusal/python/other")
+    assert "is not on the list of python packages allowed in project 'cardio'" in why.text
+    assert "Ask for it on the review pages" in why.text
+
+
+def test_an_address_no_project_owns_sees_nothing(repo, tmp_path):
+    idx = Index(repo, None)
+    try:
+        assert requests.get(f"{idx.url}/simple/survkit/").status_code == 404
+        assert requests.get(f"{idx.url}/files/python/survkit-0.30-py3-none-any.whl").status_code == 404
+    finally:
+        idx.stop()
+
+
+def test_pip_refuses_a_repository_file_changed_on_disk(index, repo, tmp_path):
+    stored = paths.packages(repo.state_dir, "python") / "tinydep-1.2-py3-none-any.whl"
+    stored.chmod(0o644)
+    data = bytearray(stored.read_bytes())
+    data[-20] ^= 1
+    stored.write_bytes(bytes(data))
+    r = _pip(index, tmp_path / "t", "survkit")
+    assert r.returncode != 0 and "THESE PACKAGES DO NOT MATCH THE HASHES" in r.stderr
+    assert not (tmp_path / "t" / "tinydep").exists()
+
+
+def test_r_tree_lists_only_allowed_sources(index):
+    text = requests.get(f"{index.url}/cran/src/contrib/PACKAGES").text
+    assert "Package: rtiny\nVersion: 1.0\n" in text
+    assert requests.get(f"{index.url}/cran/src/contrib/rtiny_1.0.tar.gz").status_code == 200
+    assert requests.post(f"{index.url}/cran/src/contrib/PACKAGES").status_code == 405
+
+
+@pytest.mark.parametrize("path", ["/simple/..%2F..%2Fetc/", "/files/python/..%2F..%2Fenclave.sqlite",
+                                  "/files/python/%2e%2e/secrets", "/cran/src/contrib/..%2Fpython%2Fsurvkit-0.30-py3-none-any.whl"])
+def test_traversal_gets_nothing(index, path):
+    r = requests.get(index.url + path)
+    assert r.status_code == 404 and b"SQLite" not in r.content

@@ -3,12 +3,13 @@ the pages router makes (one transaction, one service function, a view from `quer
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from typing import Literal
 
 from enclave import db
 
-from egress_review import queries, review, submission, web, workflow
+from egress_review import imports, queries, review, submission, web, workflow
 from egress_review.web import Ctx, caller
 from egress_review.workflow import Decision, RequestStatus
 
@@ -31,6 +32,14 @@ class DecisionIn(BaseModel):
     decision: Decision
     comment: str = ""
     override_reason: str = ""
+
+
+class PackageAskIn(BaseModel):
+    project: str
+    name: str = Field(description="the package's name as on PyPI or CRAN")
+    versions: str = Field("", description="a version or range, e.g. '==0.30' (empty: any)")
+    ecosystem: Literal["python", "r"] = "python"
+    why: str = Field(description="what analysis it is for")
 
 
 @router.get("/me", tags=["people"])
@@ -57,6 +66,25 @@ def submit(body: RequestIn, ctx: Ctx = Depends(caller)):
     groups = [submission.GroupSpec(g.name, g.context, g.controls, list(g.paths)) for g in body.groups]
     with db.transaction(ctx.url) as s:
         req = submission.submit(s, ctx.settings, ctx.person, body.project, groups)
+        return queries.request_view(s, ctx.person, req.id)
+
+
+@router.post("/imports/packages", status_code=201, tags=["researcher"])
+def ask_package(body: PackageAskIn, ctx: Ctx = Depends(caller)):
+    with db.transaction(ctx.url) as s:
+        req = imports.ask_package(s, ctx.settings, ctx.person, body.project, body.ecosystem, body.name,
+                                  body.versions, body.why)
+        return queries.request_view(s, ctx.person, req.id)
+
+
+@router.post("/imports/code", status_code=201, tags=["researcher"])
+async def bring_code(request: Request, ctx: Ctx = Depends(caller)):
+    """multipart/form-data: `project`, `why`, and one or more `files`."""
+    form = await request.form()
+    files = await web.uploads(request)
+    with db.transaction(ctx.url) as s:
+        req = imports.bring_code(s, ctx.settings, ctx.person, str(form.get("project", "")), str(form.get("why", "")),
+                                 files)
         return queries.request_view(s, ctx.person, req.id)
 
 
@@ -103,7 +131,8 @@ def replace(file_id: int, ctx: Ctx = Depends(caller)):
 @router.post("/files/{file_id}/reviews", tags=["steward"])
 def decide(file_id: int, body: DecisionIn, ctx: Ctx = Depends(caller)):
     with db.transaction(ctx.url) as s:
-        rv = review.decide(s, ctx.person, file_id, body.decision, body.comment, body.override_reason)
+        rv = review.decide(s, ctx.person, file_id, body.decision, body.comment, body.override_reason,
+                           settings=ctx.settings)
         return queries.request_view(s, ctx.person, rv.file.group.request_id)
 
 

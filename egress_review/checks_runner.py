@@ -31,7 +31,8 @@ def released_tables(session: Session, state_dir: Path, project: str) -> list[tup
         select(RequestFile.path, RequestFile.sha256)
         .join(FileGroup, RequestFile.group_id == FileGroup.id)
         .join(ReleaseRequest, FileGroup.request_id == ReleaseRequest.id)
-        .where(ReleaseRequest.project == project, ReleaseRequest.status == RequestStatus.released,
+        .where(ReleaseRequest.project == project, ReleaseRequest.direction == "out",
+               ReleaseRequest.status == RequestStatus.released,
                RequestFile.status == FileStatus.approved)
         .order_by(RequestFile.id.desc())
     ).all()

@@ -30,6 +30,9 @@ class ReleaseRequest(Base):
     status: Mapped[RequestStatus] = mapped_column(enum_column(RequestStatus, "egress_request_status"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
+    # out: outputs asked to leave; in: code or packages asked to come in (egress_review.imports). One
+    # workflow, one set of permissions and audit events for both directions.
+    direction: Mapped[str] = mapped_column(String(3), default="out", server_default="out")
     # The number of distinct steward approvals each file needs, fixed at submission so a settings
     # change never silently lowers the bar for a request already in the queue.
     reviewers_required: Mapped[int] = mapped_column(Integer, default=2)
@@ -62,6 +65,8 @@ class RequestFile(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("egress_file_groups.id", ondelete="CASCADE"), index=True)
     path: Mapped[str] = mapped_column(String(1024))  # relative to the requester's workspace
+    # file: bytes (an output, or code coming in); package: a package asked for (its ask, as JSON bytes)
+    kind: Mapped[str] = mapped_column(String(10), default="file", server_default="file")
     version: Mapped[int] = mapped_column(Integer, default=1)
     sha256: Mapped[str] = mapped_column(String(64), index=True)  # name of the bytes in the quarantine store
     size: Mapped[int] = mapped_column(BigInteger)

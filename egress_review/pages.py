@@ -15,7 +15,7 @@ from enclave import projects as projects_svc
 from enclave.errors import EnclaveError
 from enclave.models import Role
 
-from egress_review import permissions, preview, queries, review, store, submission, web
+from egress_review import imports, permissions, preview, queries, review, store, submission, web
 from egress_review.web import Ctx, caller, page
 from egress_review.workflow import Decision, RequestStatus
 
@@ -53,6 +53,24 @@ def submit(project: str = Form(...), group_name: str = Form(""), context: str = 
         req = submission.submit(s, ctx.settings, ctx.person, project,
                                 [submission.GroupSpec(group_name, context, controls, paths)])
         rid = req.id
+    return _back_to(ctx, rid)
+
+
+@router.post("/imports/packages")
+def ask_package(project: str = Form(...), name: str = Form(""), versions: str = Form(""),
+                ecosystem: str = Form("python"), why: str = Form(""), ctx: Ctx = Depends(caller)):
+    with db.transaction(ctx.url) as s:
+        rid = imports.ask_package(s, ctx.settings, ctx.person, project, ecosystem, name, versions, why).id
+    return _back_to(ctx, rid)
+
+
+@router.post("/imports/code")
+async def bring_code(request: Request, ctx: Ctx = Depends(caller)):
+    form = await request.form()
+    files = await web.uploads(request)
+    with db.transaction(ctx.url) as s:
+        rid = imports.bring_code(s, ctx.settings, ctx.person, str(form.get("project", "")), str(form.get("why", "")),
+                                 files).id
     return _back_to(ctx, rid)
 
 
@@ -103,7 +121,7 @@ def replace(file_id: int, ctx: Ctx = Depends(caller)):
 def decide(file_id: int, decision: Decision = Form(...), comment: str = Form(""),
            override_reason: str = Form(""), ctx: Ctx = Depends(caller)):
     with db.transaction(ctx.url) as s:
-        rv = review.decide(s, ctx.person, file_id, decision, comment, override_reason)
+        rv = review.decide(s, ctx.person, file_id, decision, comment, override_reason, settings=ctx.settings)
         rid = rv.file.group.request_id
     return _back_to(ctx, rid)
 

@@ -88,8 +88,12 @@ def check_can_withdraw(person: Person, request) -> None:
 
 
 def check_can_update(person: Person, request) -> None:
-    """Replace files / resubmit: only while changes are requested."""
+    """Replace files / resubmit: only while changes are requested, and only outputs (code coming in is
+    uploaded, not read from the workspace: a new version is a new request)."""
     check_is_requester(person, request, "change it")
+    if request.direction != "out":
+        raise Conflict(f"request {request.id} brings code or a package in; withdraw it and ask again with "
+                       "the new version", reason="import_not_replaceable")
     if RequestStatus.submitted not in moves(request.status, Owner.researcher):
         raise Conflict(f"request {request.id} is {request.status.value.replace('_', ' ')}; files can be "
                        "replaced only when a steward has requested changes", reason="not_changes_requested")
@@ -131,6 +135,9 @@ def can_see_other_decisions(person: Person, request, file_reviews) -> bool:
 
 def check_can_download(person: Person, request, file) -> None:
     check_is_requester(person, request, "download its files")
+    if request.direction != "out":
+        raise PermissionDenied(f"request {request.id} brings something in; nothing of it is downloaded",
+                               reason="not_an_output")
     if request.status != RequestStatus.released or file.status != FileStatus.approved:
         raise PermissionDenied(f"'{file.path}' is not released", reason="not_released")
 

@@ -23,6 +23,7 @@ PAGE = 50
 def summary(req: ReleaseRequest, files: int | None = None) -> dict:
     return {
         "id": req.id, "project": req.project, "requester": req.requester, "status": req.status.value,
+        "direction": req.direction,
         "waiting_on": STATUS_OWNERS[req.status].value,
         "created_at": req.created_at.isoformat() + "Z", "updated_at": req.updated_at.isoformat() + "Z",
         "reviewers_required": req.reviewers_required, "files": files,
@@ -71,13 +72,13 @@ def file_view(person: Person, req: ReleaseRequest, f: RequestFile) -> dict:
     mine = next((r for r in reviews if r.steward == person.username), None)
     see_all = permissions.can_see_other_decisions(person, req, reviews)
     return {
-        "id": f.id, "path": f.path, "version": f.version, "sha256": f.sha256, "size": f.size,
+        "id": f.id, "path": f.path, "kind": f.kind, "version": f.version, "sha256": f.sha256, "size": f.size,
         "status": f.status.value, "checks": json.loads(f.verdict), "check_status": f.check_status,
         "decisions": len(reviews),
         "my_review": review_view(mine) if mine else None,
         "reviews": [review_view(r) for r in reviews] if see_all else None,
         "downloadable": req.requester == person.username and req.status == RequestStatus.released
-        and f.status == FileStatus.approved,
+        and f.status == FileStatus.approved and req.direction == "out",
     }
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from enclave import audit, clock
 from enclave.errors import Conflict
 
-from egress_review import permissions, workflow
+from egress_review import imports, permissions, workflow
 from egress_review.models import Review
 from egress_review.permissions import Person
 from egress_review.submission import get_file, lock_request_of_file
@@ -21,7 +21,8 @@ from egress_review.workflow import Decision, FileStatus, Owner, RequestStatus
 
 
 def decide(session: Session, person: Person, file_id: int, decision: Decision, comment: str = "",
-           override_reason: str = "") -> Review:
+           override_reason: str = "", settings=None) -> Review:
+    """Record `person`'s decision; when it releases an import (direction in), apply it (needs `settings`)."""
     lock_request_of_file(session, file_id)
     req, f = get_file(session, file_id)
     permissions.check_can_review(person, req)
@@ -52,4 +53,6 @@ def decide(session: Session, person: Person, file_id: int, decision: Decision, c
         workflow.set_status(session, req, outcome, person.username, acting_as=Owner.steward, files={
             x.path: x.status.value for g in req.groups for x in g.files if x.status != FileStatus.superseded
         })
+        if outcome == RequestStatus.released and req.direction == imports.IN:
+            imports.land(session, settings, req, person.username)
     return mine

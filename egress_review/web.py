@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from enclave import db
 from enclave import projects as projects_svc
+from enclave.errors import Invalid
 
 from egress_review import downloads, permissions, workspace
 from egress_review.auth import Identity, NeedsLogin, check_csrf
@@ -41,10 +42,37 @@ async def caller(request: Request) -> Ctx:
     ident = await state.gate.identify(request)
     if ident is None:
         raise NeedsLogin("login required")
+    check_upload_size(request, state.settings)
     await check_csrf(request, ident)
     with db.transaction(state.settings.database_url) as s:
         person = person_for(s, ident.name)
     return Ctx(ident, person, state.settings, state.prefix)
+
+
+def check_upload_size(request: Request, settings) -> None:
+    """Refuse an upload bigger than a whole code import may be before a byte of it is parsed (the form
+    parser would otherwise spool any size to disk)."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return
+    cfg = settings.imports
+    limit = cfg.max_files * cfg.max_file_kib * 1024 + (1 << 20)
+    try:
+        length = int(request.headers.get("content-length", ""))
+    except ValueError:
+        raise Invalid("an upload must say its length (Content-Length)", reason="length_required") from None
+    if length > limit:
+        raise Invalid(f"the upload is {length} bytes; code imports are at most {cfg.max_files} files of "
+                      f"{cfg.max_file_kib} KiB", reason="too_large")
+
+
+async def uploads(request: Request, field: str = "files") -> list[tuple[str, bytes]]:
+    """(file name, bytes) of every file of a multipart form field (size already bounded)."""
+    form = await request.form()
+    out = []
+    for item in form.getlist(field):
+        if hasattr(item, "read"):
+            out.append((item.filename or "", await item.read()))
+    return out
 
 
 def listing(ctx: Ctx, project: str, path: str) -> dict:

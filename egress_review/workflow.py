@@ -133,7 +133,8 @@ def set_status(session: Session, request: ReleaseRequest, new: RequestStatus, ac
     request.updated_at = clock.now()
     session.flush()
     audit.record(session, actor, move.event, target(request.id),
-                 {"from": old.value, "to": new.value, "project": request.project, **detail})
+                 {"from": old.value, "to": new.value, "project": request.project, "direction": request.direction,
+                  **detail})
 
 
 def enter_initial(session: Session, request: ReleaseRequest, actor: str, **detail) -> None:
@@ -142,7 +143,8 @@ def enter_initial(session: Session, request: ReleaseRequest, actor: str, **detai
     request.updated_at = clock.now()
     session.flush()
     audit.record(session, actor, CREATION.event, target(request.id),
-                 {"from": None, "to": S.submitted.value, "project": request.project, **detail})
+                 {"from": None, "to": S.submitted.value, "project": request.project, "direction": request.direction,
+                  **detail})
 
 
 def file_outcome(decisions: Iterable[Decision], required: int) -> FileStatus:

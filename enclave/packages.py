@@ -54,13 +54,19 @@ def check_versions(versions: str) -> str:
     return versions
 
 
-def _matches(versions: str, version: str) -> bool:
+def version_matches(versions: str, version: str) -> bool:
     if not versions:
         return True
     try:
         return Version(version) in SpecifierSet(versions)
     except InvalidVersion:
         return False
+
+
+def versions_held(session: Session, ecosystem: str, name: str) -> list[str]:
+    """Versions of a package the repository holds."""
+    return sorted({f.version for f in session.execute(select(PackageFile).where(
+        PackageFile.ecosystem == ecosystem, PackageFile.name == name)).scalars()})
 
 
 def _rules(session: Session, ecosystem: str, project: str | None) -> dict[str, PackageRule]:
@@ -90,12 +96,12 @@ def visible_files(session: Session, ecosystem: str, project: str | None) -> dict
         seen.add(name)
         rule = rules.get(name)
         for f in files.get(name, []):
-            if rule is None or _matches(rule.versions, f.version):
+            if rule is None or version_matches(rule.versions, f.version):
                 todo.extend(json.loads(f.requires or "[]"))
     out = {}
     for name in sorted(seen):
         rule = rules.get(name)
-        kept = [f for f in files.get(name, []) if rule is None or _matches(rule.versions, f.version)]
+        kept = [f for f in files.get(name, []) if rule is None or version_matches(rule.versions, f.version)]
         if kept:
             out[name] = sorted(kept, key=lambda f: f.filename)
     return out
@@ -126,7 +132,7 @@ def listing(session: Session, project: str | None = None) -> list[Entry]:
 def missing(session: Session) -> list[Entry]:
     """Allowed packages the repository has no file for (in the versions allowed): what the next bundle
     must bring."""
-    return [e for e in listing(session) if e.allowed and not any(_matches(e.versions, v) for v in e.in_repository)]
+    return [e for e in listing(session) if e.allowed and not any(version_matches(e.versions, v) for v in e.in_repository)]
 
 
 def set_rule(session: Session, actor: str, ecosystem: str, name: str, *, allowed: bool, project: str | None = None,

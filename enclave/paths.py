@@ -32,3 +32,6 @@ def fingerprints(state_dir: Path, project: str) -> Path:
 def packages(state_dir: Path, ecosystem: str) -> Path:
     """The offline package repository's files (`python` wheels and sdists, `r` source packages)."""
     return Path(state_dir) / "packages" / ecosystem
+
+
+WORKSPACE_OWNER = (1000, 100)  # jovyan:users in the notebook image: who owns what lands in a workspace

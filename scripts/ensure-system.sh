@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 declare -A need=(
   [docker.io]=/usr/sbin/dockerd [iptables]=/usr/sbin/iptables [debootstrap]=/usr/sbin/debootstrap
   [nodejs]=node [npm]=npm [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
-  [nftables]=/usr/sbin/nft [haproxy]=/usr/sbin/haproxy
+  [nftables]=/usr/sbin/nft [haproxy]=/usr/sbin/haproxy [clamav]=/usr/bin/clamscan
 )
 if [ "${1:-}" = test ]; then
   need[postgresql]=/usr/lib/postgresql/*/bin/initdb

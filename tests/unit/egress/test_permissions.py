@@ -19,8 +19,8 @@ stew_member = Person("sid", Role.steward, frozenset({"cardio"}))  # e.g. a resea
 stew_requester = Person("ann", Role.steward)  # the requester whose role changed
 
 
-def req(status=RequestStatus.submitted, requester="ann", project="cardio"):
-    return types.SimpleNamespace(id=1, status=status, requester=requester, project=project)
+def req(status=RequestStatus.submitted, requester="ann", project="cardio", direction="out"):
+    return types.SimpleNamespace(id=1, status=status, requester=requester, project=project, direction=direction)
 
 
 def file(check="pass", status=FileStatus.pending):

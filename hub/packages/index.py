@@ -13,7 +13,8 @@ Routes (GET and HEAD only; anything else is 405):
 - /files/python/<file>           a visible file (sendfile from the repository folder)
 - /cran/src/contrib/PACKAGES     the project's allowed R source packages (DCF, as CRAN writes it)
 - /cran/src/contrib/<file>       a visible R source package
-- /refusal/<python|r>/<name>     what a researcher is told about a package they may not install
+- /refusal/<python|r>/<name>     what a researcher is told about a package they may not install (200,
+                                 so pip's and R's start-up hooks read it simply)
 Every file served is audited (`packages.fetch`, by project), so stewards can see what entered where.
 """
 
@@ -140,10 +141,10 @@ def make_app(database_url: str, state_dir: Path, project_of: ProjectOf) -> web.A
         try:
             name = packages.normalise(ecosystem, raw)
         except Invalid as exc:
-            return web.Response(text=exc.message + "\n", status=404)
+            return web.Response(text=exc.message + "\n")
         if name in files:
             return web.Response(text=f"'{name}' is allowed in this project\n")
-        return web.Response(text=packages.refusal(ecosystem, name, project) + "\n", status=404)
+        return web.Response(text=packages.refusal(ecosystem, name, project) + "\n")
 
     app = web.Application(client_max_size=1024)
     app.router.add_get("/simple/", simple_root)

@@ -45,11 +45,13 @@ PNG = _png()
 class ServiceUser:
     """A requests.Session logged in at the hub and through OAuth at the review service."""
 
-    def __init__(self, hub: RunningHub, user):
+    def __init__(self, hub: RunningHub, user, http: requests.Session | None = None):
+        """`http`: a session already logged in at the hub (a second login would replay the TOTP code)."""
         self.hub, self.user = hub, user
-        self.http = requests.Session()
-        r = hub.login(self.http, user)
-        assert r.status_code == 200 and "/hub/" in r.url, (r.status_code, r.url)
+        self.http = http or requests.Session()
+        if http is None:
+            r = hub.login(self.http, user)
+            assert r.status_code == 200 and "/hub/" in r.url, (r.status_code, r.url)
         r = self.http.get(hub.url + SERVICE + "/", timeout=30)  # OAuth dance, no consent page
         assert r.status_code == 200 and r.url == hub.url + SERVICE + "/", (r.status_code, r.url, r.text[-500:])
         me = self.get("/api/me").json()

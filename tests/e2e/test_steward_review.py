@@ -107,3 +107,46 @@ def test_two_stewards_review_and_approve_in_the_browser(tmp_path, browser):
     finally:
         hub.stop()
         hub.dump_logs()
+
+
+def test_a_researcher_asks_for_a_package_and_a_steward_approves_it_in_the_browser(tmp_path, browser):
+    """The form on the researcher's home page, the steward's decision on the request page; the package
+    then joins the project's allow-list (what the package index serves to the project's notebooks)."""
+    from enclave import db, packages
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    world = build_world(tmp_path)
+    hub = start_hub(world)
+    try:
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        _login(page, hub, world.people["ann"])
+        page.goto(f"{hub.url}{SERVICE}/")
+        form = page.locator("#ask-package")
+        form.locator('select[name="project"]').select_option("cardio")
+        form.locator('input[name="name"]').fill("lifelines")
+        form.locator('input[name="versions"]').fill("==0.30")
+        form.locator('textarea[name="why"]').fill("Cox proportional hazards for the readmission study")
+        with page.expect_navigation():
+            form.locator('button[type="submit"]').click()
+        assert "coming in" in page.locator("h1").inner_text()
+        assert page.locator("#request-status").inner_text() == "submitted"
+        assert "lifelines==0.30" in page.content() and "not in the repository" in page.content()
+        rid = int(page.url.rstrip("/").rsplit("/", 1)[1])
+        page.screenshot(path=str(ARTIFACTS / "package-asked.png"), full_page=True)
+        ctx.close()
+
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        _login(page, hub, world.people["sam"])
+        _review_all(page, hub, rid, "package-steward")
+        page.goto(f"{hub.url}{SERVICE}/requests/{rid}")
+        assert page.locator("#request-status").inner_text() == "released"
+        page.screenshot(path=str(ARTIFACTS / "package-approved.png"), full_page=True)
+        ctx.close()
+        with db.transaction(world.settings.database_url) as s:
+            rules = [(e.name, e.scope, e.allowed, e.versions) for e in packages.listing(s, "cardio")]
+        assert rules == [("lifelines", "cardio", True, "==0.30")]
+    finally:
+        hub.stop()
+        hub.dump_logs()

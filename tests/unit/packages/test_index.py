@@ -1,48 +1,18 @@
 """The package index on loopback, asked by the real pip: a project gets what its allow-list allows (with
 its dependencies), nothing else, and pip refuses a repository file that changed on disk."""
 
-import asyncio
 import subprocess
 import sys
-import threading
 
 import pytest
 import requests
-from aiohttp import web
 from sqlalchemy import select
 
 from enclave import bundles, db, paths
 from enclave.models import AuditEvent
 
-from hub.packages.index import make_app
-from tests.support.postgres import free_port
+from tests.support.package_index import Index
 from tests.support.wheels import r_package, wheel
-
-
-class Index:
-    """make_app served in a thread; connections to 127.0.0.1 come from project `project`."""
-
-    def __init__(self, env, project):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        async def serve():
-            app = make_app(env.db_url, env.state_dir, lambda addr: project if addr == "127.0.0.1" else None)
-            self.runner = web.AppRunner(app)
-            await self.runner.setup()
-            await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-            ready.set()
-
-        self.thread = threading.Thread(target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()),
-                                       daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-
-    def stop(self):
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 @pytest.fixture

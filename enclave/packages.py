@@ -136,8 +136,9 @@ def missing(session: Session) -> list[Entry]:
 
 
 def set_rule(session: Session, actor: str, ecosystem: str, name: str, *, allowed: bool, project: str | None = None,
-             versions: str = "", reason: str = "") -> PackageRule:
-    """Allow or deny one package for the site or one project (audited `packages.allow` / `packages.deny`)."""
+             versions: str = "", reason: str = "") -> tuple[PackageRule, bool]:
+    """Allow or deny one package for the site or one project (audited `packages.allow` / `packages.deny`);
+    a rule that already says so is left as it is. Returns the rule and whether it changed."""
     name = normalise(ecosystem, name)
     versions = check_versions(versions)
     scope = project or SITE
@@ -145,6 +146,8 @@ def set_rule(session: Session, actor: str, ecosystem: str, name: str, *, allowed
         raise NotFound(f"there is no project '{project}'")
     rule = session.execute(select(PackageRule).where(
         PackageRule.scope == scope, PackageRule.ecosystem == ecosystem, PackageRule.name == name)).scalar_one_or_none()
+    if rule is not None and rule.allowed == allowed and rule.versions == versions:
+        return rule, False  # already so: nothing written or audited (a playbook run again changes nothing)
     if rule is None:
         rule = PackageRule(scope=scope, ecosystem=ecosystem, name=name)
         session.add(rule)
@@ -153,7 +156,7 @@ def set_rule(session: Session, actor: str, ecosystem: str, name: str, *, allowed
     session.flush()
     audit.record(session, actor, "packages.allow" if allowed else "packages.deny", f"package:{ecosystem}:{name}",
                  {"project": project, "versions": versions, "reason": rule.reason})
-    return rule
+    return rule, True
 
 
 def refusal(ecosystem: str, name: str, project: str | None) -> str:

@@ -86,9 +86,9 @@ def _list(args) -> int:
 def _rule(args) -> int:
     s = load(args)
     with db.transaction(s.database_url) as session:
-        rule = packages.set_rule(session, actor(), args.ecosystem, args.name, allowed=args.allowed,
-                                 project=args.project, versions=args.versions, reason=args.reason)
-        print(f"{'allowed' if rule.allowed else 'denied'} {rule.ecosystem} package '{rule.name}' "
-              f"{rule.versions or '(any version)'} for {('project ' + rule.scope) if rule.scope else 'the whole site'}")
+        rule, changed = packages.set_rule(session, actor(), args.ecosystem, args.name, allowed=args.allowed,
+                                          project=args.project, versions=args.versions, reason=args.reason)
+        print(f"{'' if changed else 'already '}{'allowed' if rule.allowed else 'denied'} {rule.ecosystem} package "
+              f"'{rule.name}' {rule.versions or '(any version)'} for "
+              f"{('project ' + rule.scope) if rule.scope else 'the whole site'}")
     return 0
-

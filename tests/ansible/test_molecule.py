@@ -64,6 +64,17 @@ def _snapshot(dest: Path) -> Path:
     return dest
 
 
+def _probe_bundle(folder: Path) -> Path:
+    """A package bundle with one small wheel (`molecule-probe` 1.0), as `enclave packages bundle` makes it."""
+    from enclave import bundles
+    from tests.support.wheels import wheel
+
+    wheel(folder / "wheels", "molecule-probe", "1.0")
+    out = folder / "molecule-probe"
+    bundles.make(["molecule-probe"], out, pip_args=["--no-index", "--find-links", str(folder / "wheels")])
+    return out
+
+
 @pytest.fixture(scope="module")
 def controller_env(docker_client, tmp_path_factory):
     """The venv with the pinned controller tools, the debootstrap base image, a unique run id."""
@@ -75,6 +86,7 @@ def controller_env(docker_client, tmp_path_factory):
     subprocess.run([str(REPO / "images/base/build-base.sh")], check=True)
     env = dict(os.environ)
     env["ENCLAVE_SOURCE_DIR"] = str(_snapshot(tmp_path_factory.mktemp("source")))
+    env["ENCLAVE_TEST_BUNDLE"] = str(_probe_bundle(tmp_path_factory.mktemp("bundle")))
     env.update(
         PATH=f"{BIN}:{env.get('PATH', '')}",
         ENCLAVE_MOLECULE_ID=uuid.uuid4().hex[:8],

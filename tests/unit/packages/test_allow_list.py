@@ -75,3 +75,18 @@ def test_r_packages_and_what_is_missing(cli, repo):
 def test_bad_rules_are_refused(cli, repo, args, says):
     code, _, err = cli("packages", *args)
     assert code == 2 and says in err
+
+
+def test_a_rule_said_again_changes_nothing(cli, repo):
+    from sqlalchemy import func, select
+
+    from enclave.models import AuditEvent
+
+    assert cli("packages", "allow", "survkit")[1].startswith("allowed")
+    with db.transaction(repo.db_url) as s:
+        before = s.scalar(select(func.count()).select_from(AuditEvent))
+    code, out, _ = cli("packages", "allow", "survkit")
+    assert code == 0 and out.startswith("already allowed")
+    with db.transaction(repo.db_url) as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == before
+    assert cli("packages", "allow", "survkit", "--versions", "==0.30")[1].startswith("allowed")

@@ -78,8 +78,6 @@ def package_verdict(session: Session, ecosystem: str, name: str, versions: str, 
     """What the reviewer should know about a package ask: is it in the repository, is it denied or
     already allowed somewhere."""
     findings = []
-    rules = {(e.scope, e.allowed): e for e in packages.listing(session, project) if e.ecosystem == ecosystem
-             and e.name == name}
     held = packages.versions_held(session, ecosystem, name)
     matching = [v for v in held if packages.version_matches(versions, v)]
     if matching:
@@ -89,11 +87,12 @@ def package_verdict(session: Session, ecosystem: str, name: str, versions: str, 
                                 + (f" in these versions (it holds {', '.join(held)})" if held else "")
                                 + ": approving adds it to what the next bundle must bring "
                                 "(`enclave packages list --missing`)"))
-    for (scope, allowed), e in rules.items():
-        where = f"project {scope}" if scope else "the whole site"
-        findings.append(Finding("package_rule", "warn" if not allowed else "pass",
-                                f"already {'allowed' if allowed else 'denied'} for {where}"
-                                + (f" ({e.versions})" if e.versions else "")))
+    for e in packages.listing(session, project):
+        if e.ecosystem == ecosystem and e.name == name:
+            where = f"project {e.scope}" if e.scope else "the whole site"
+            findings.append(Finding("package_rule", "pass" if e.allowed else "warn",
+                                    f"already {'allowed' if e.allowed else 'denied'} for {where}"
+                                    + (f" ({e.versions})" if e.versions else "")))
     return FileVerdict(f"{ecosystem}:{name}", worst(findings), findings, "package").to_dict()
 
 
@@ -136,23 +135,18 @@ def bring_code(session: Session, settings, person: Person, project_slug: str, wh
         if name in names:
             raise Invalid(f"two files are called '{name}'", reason="duplicate_file")
         names.add(name)
-        intake.check_code(name, data, None, max_bytes=max_bytes, clamav_database=_clamav(settings))
-        checked.append((name, data))
+        checked.append((name, data, intake.check_code(name, data, max_bytes=max_bytes)))
     items, rows = [], []
-    for name, data in checked:
+    for name, data, findings in checked:
         sha, size = _store_bytes(settings.state_dir, data, f"'{name}'", max_bytes)
-        verdict = intake.check_code(name, data, store.blob_path(settings.state_dir, sha), max_bytes=max_bytes,
-                                    clamav_database=_clamav(settings))
+        scanned = intake.scan(store.blob_path(settings.state_dir, sha), Path(cfg.clamav_database))
+        verdict = intake.verdict(name, findings + [scanned])
         rows.append(RequestFile(path=name, kind=FILE, version=1, sha256=sha, size=size,
                                 verdict=json.dumps(verdict, sort_keys=True), check_status=verdict["status"],
                                 status=FileStatus.pending))
         items.append({"path": name, "sha256": sha, "size": size, "checks": verdict["status"]})
     group = FileGroup(name="code", context=why, controls="-", files=rows)
     return _new_request(session, settings, person, project.slug, group, items)
-
-
-def _clamav(settings) -> Path:
-    return Path(settings.imports.clamav_database)
 
 
 # -- landing ------------------------------------------------------------------------------------------

@@ -122,16 +122,16 @@ def scan(path: Path, database: Path) -> Finding:
     return Finding("malware_scan", "pass", "ClamAV found nothing")
 
 
-def check_code(name: str, data: bytes, blob: Path | None, *, max_bytes: int, clamav_database: Path) -> dict:
-    """Verdict (FileVerdict.to_dict) for one code file; Invalid when it cannot come in at all. `blob` is
-    the stored copy the scanner reads (None: the check runs before storing and scans nothing)."""
+def check_code(name: str, data: bytes, *, max_bytes: int) -> list[Finding]:
+    """What reads as data in one code file; Invalid when it cannot come in at all (run before storing)."""
     text = _text(name, data, max_bytes)
     if name.lower().endswith(".ipynb"):
         _notebook(name, text)
-    findings = embedded_data(text)
-    if blob is not None:
-        findings.append(scan(blob, clamav_database))
-    if not findings or all(f.severity == "pass" for f in findings):
-        findings.append(Finding("code_in", "pass", f"{CODE_SUFFIXES[PurePosixPath(name).suffix.lower()]} code, "
-                                f"{len(text.splitlines())} lines, nothing that reads as data"))
+    return embedded_data(text) or [Finding(
+        "code_in", "pass", f"{CODE_SUFFIXES[PurePosixPath(name).suffix.lower()]} code, {len(text.splitlines())} "
+        "lines, nothing that reads as data")]
+
+
+def verdict(name: str, findings: list[Finding]) -> dict:
+    """The stored verdict (FileVerdict.to_dict) of one code file."""
     return FileVerdict(name, worst(findings), findings, "code").to_dict()

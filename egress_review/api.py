@@ -3,9 +3,10 @@ the pages router makes (one transaction, one service function, a view from `quer
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from typing import Literal
 
 from enclave import db
 

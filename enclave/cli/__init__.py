@@ -8,8 +8,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from enclave.cli import (audit, check, demo, egress, firewall, images, ingest, mfa, packages, projects, setup, users,
-                         volumes)
+from enclave.cli import (
+    audit,
+    check,
+    demo,
+    egress,
+    firewall,
+    images,
+    ingest,
+    mfa,
+    packages,
+    projects,
+    setup,
+    users,
+    volumes,
+)
 from enclave.errors import EnclaveError
 from enclave.settings import SettingsError
 

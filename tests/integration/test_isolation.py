@@ -110,6 +110,13 @@ def test_project_container_reaches_the_hub_api_and_nothing_else(site, host_serve
         assert site.probe(box, gw, hub.api_port) == "open"
         assert site.probe(box, _gateway(other_project, net_b), hub.api_port) in BLOCKED
         assert site.probe(box, outside_gw, hub.api_port) in BLOCKED
+        # the package index, the one other destination, likewise: own gateway only, closed to others
+        index_port = hub.ports["packages"]["index_port"]
+        assert env["PIP_INDEX_URL"] == f"http://{gw}:{index_port}/simple/"
+        assert site.probe(box, gw, index_port) == "open"
+        assert site.probe(box, _gateway(other_project, net_b), index_port) in BLOCKED
+        assert site.probe(box, outside_gw, index_port) in BLOCKED
+        assert site.probe(outside, outside_gw, index_port) == "refused"
 
         # 4. another researcher's server in the same project: inter-container traffic is off
         cat_ip = _ip(same_project, net_a)

@@ -8,8 +8,6 @@ same for R, no other index answers, and code a steward approves appears in the w
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from enclave import bundles, db, packages
@@ -17,7 +15,7 @@ from enclave import bundles, db, packages
 from tests.integration.test_egress_api import ServiceUser
 from tests.support.channels import open_server
 from tests.support.kernel import run_cell
-from tests.support.wheels import r_package, wheel
+from tests.support.wheels import survkit_bundle
 
 PIP = r"""
 import subprocess, sys
@@ -31,25 +29,10 @@ def pip(server, http, xsrf, *args) -> str:
     return run_cell(server, http, "python3", f"import sys; sys.argv = ['x', *{list(args)!r}]\n" + PIP, xsrf)
 
 
-def _stop(site, hub, http, user, slug):
-    r = http.delete(f"{hub.url}/hub/api/users/{user.username}/servers/{slug}", timeout=60)
-    assert r.status_code in (202, 204), r.text
-    deadline = time.monotonic() + 60
-    while site.server_model(hub, http, user, slug) is not None and time.monotonic() < deadline:
-        time.sleep(0.5)
-
-
 @pytest.fixture
 def repository(enclave_env, tmp_path):
-    wh = tmp_path / "wh"
-    wheel(wh, "survkit", "0.30", requires=("tinydep",))
-    wheel(wh, "tinydep", "1.2")
-    wheel(wh, "other", "2.0")
-    bundles.make(["survkit", "other"], tmp_path / "bundle", r_sources=[r_package(tmp_path, "rtiny", "1.0.2")],
-                 pip_args=["--no-index", "--find-links", str(wh)])
     with db.transaction(enclave_env.db_url) as s:
-        bundles.import_bundle(s, enclave_env.state_dir, "cli:test", tmp_path / "bundle")
-    return wh
+        bundles.import_bundle(s, enclave_env.state_dir, "cli:test", survkit_bundle(tmp_path))
 
 
 def test_allowed_packages_install_persist_and_nothing_else_does(site, enclave_env, repository):
@@ -83,7 +66,7 @@ def test_allowed_packages_install_persist_and_nothing_else_does(site, enclave_en
         r_out = run_cell(server, http, "ir", 'install.packages("data.table2")', xsrf)
         assert "enclave: 'data.table2' is not on the list of r packages allowed" in r_out, r_out
 
-        _stop(site, hub, http, ann, alpha)
+        site.stop_server(hub, http, ann, alpha)
         site.start_server(hub, http, ann, alpha)
         server, xsrf = open_server(hub, http, ann, alpha)
         assert run_cell(server, http, "python3", "import survkit; print('v', survkit.VERSION)", xsrf) == "v 0.30\n"

@@ -76,12 +76,7 @@ def test_every_channel_is_bounded_to_the_burst_then_the_sustained_rate(guarded, 
         volumes = _events(enclave_env, "notebook.egress_volume")
         assert volumes and volumes[-1]["today_bytes"] >= sum(got.values())
         # the person stops the server (not the hub's shutdown, which may be cut short on a slow machine)
-        r = http.delete(f"{hub.url}/hub/api/users/{ann.username}/servers/{alpha}", timeout=60)
-        assert r.status_code in (202, 204), r.text
-        deadline = time.monotonic() + 60
-        while site.server_model(hub, http, ann, alpha) is not None and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert site.server_model(hub, http, ann, alpha) is None
+        site.stop_server(hub, http, ann, alpha)
     # at stop: the last count, and the person's volume for the day
     final = [e for e in _events(enclave_env, "notebook.egress_volume") if e["final"]]
     assert [(e["_target"], e["user"]) for e in final] == [(alpha, ann.username)]

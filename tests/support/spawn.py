@@ -148,6 +148,15 @@ class SpawnSite:
         self.wait_ready(hub, http, user, slug)
         return self.container(user, slug)
 
+    def stop_server(self, hub, http, user, slug, timeout: float = 60) -> None:
+        """What the person's stop does (the hub API), then wait until the hub has no such server."""
+        r = http.delete(f"{hub.url}/hub/api/users/{user.username}/servers/{slug}", timeout=60)
+        assert r.status_code in (202, 204), r.text
+        deadline = time.monotonic() + timeout
+        while self.server_model(hub, http, user, slug) is not None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert self.server_model(hub, http, user, slug) is None, f"{user.username}/{slug} did not stop"
+
     def container(self, user: EnrolledUser, slug: str):
         found = self.docker.containers.list(
             filters={"label": [f"org.enclave.project={slug}", f"org.enclave.user={user.username}"]}

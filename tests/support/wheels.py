@@ -57,3 +57,18 @@ def r_package(folder: Path, name: str, version: str, imports: tuple[str, ...] = 
             info.mode = 0o644
             t.addfile(info, io.BytesIO(data))
     return path
+
+
+def survkit_bundle(folder: Path) -> Path:
+    """A bundle as `enclave packages bundle` makes it: `survkit` 0.30 (requires `tinydep`), `tinydep` 1.2,
+    `other` 2.0 and the R source package `rtiny` 1.0.2."""
+    from enclave import bundles
+
+    wh = folder / "wheels"
+    wheel(wh, "survkit", "0.30", requires=("tinydep",))
+    wheel(wh, "tinydep", "1.2")
+    wheel(wh, "other", "2.0")
+    out = folder / "bundle"
+    bundles.make(["survkit", "other"], out, r_sources=[r_package(folder / "cran", "rtiny", "1.0.2")],
+                 pip_args=["--no-index", "--find-links", str(wh)])
+    return out

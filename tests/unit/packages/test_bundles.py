@@ -94,15 +94,20 @@ def _missing(b, tmp_path):
     os.unlink(b / "files" / "rtiny_1.0.2.tar.gz")
 
 
-def _rehashed_data(b, tmp_path):
-    """A CSV renamed as a wheel, with the manifest rewritten to match: still not a wheel."""
-    target = b / "files" / "tinydep-1.2-py3-none-any.whl"
-    target.write_text("nir,diagnosis\n1840275123456,C50\n")
+def _rehash(b, target):
+    """Rewrite the manifest so its hash and size match the changed file (what a forger would do)."""
     m = json.loads((b / "manifest.json").read_text())
     for f in m["files"]:
         if f["filename"] == target.name:
             f["sha256"], f["size"] = bundles.sha256_of(target), target.stat().st_size
     (b / "manifest.json").write_text(json.dumps(m))
+
+
+def _rehashed_data(b, tmp_path):
+    """A CSV renamed as a wheel, with the manifest rewritten to match: still not a wheel."""
+    target = b / "files" / "tinydep-1.2-py3-none-any.whl"
+    target.write_text("nir,diagnosis\n1840275123456,C50\n")
+    _rehash(b, target)
 
 
 def _renamed_package(b, tmp_path):
@@ -111,11 +116,7 @@ def _renamed_package(b, tmp_path):
     src = tmp_path / "other" / "requests-1.2-py3-none-any.whl"
     target = b / "files" / "tinydep-1.2-py3-none-any.whl"
     shutil.copyfile(src, target)
-    m = json.loads((b / "manifest.json").read_text())
-    for f in m["files"]:
-        if f["filename"] == target.name:
-            f["sha256"], f["size"] = bundles.sha256_of(target), target.stat().st_size
-    (b / "manifest.json").write_text(json.dumps(m))
+    _rehash(b, target)
 
 
 def _broken_manifest(b, tmp_path):

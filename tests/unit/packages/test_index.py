@@ -8,22 +8,16 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from enclave import bundles, db, paths
+from enclave import db, paths
 from enclave.models import AuditEvent
 
 from tests.support.package_index import Index
-from tests.support.wheels import r_package, wheel
+from tests.support.wheels import survkit_bundle
 
 
 @pytest.fixture
 def repo(cli, enclave_env, tmp_path):
-    wh = tmp_path / "wh"
-    wheel(wh, "survkit", "0.30", requires=("tinydep",))
-    wheel(wh, "tinydep", "1.2")
-    wheel(wh, "other", "2.0")
-    bundles.make(["survkit", "other"], tmp_path / "b", r_sources=[r_package(tmp_path, "rtiny", "1.0")],
-                 pip_args=["--no-index", "--find-links", str(wh)])
-    assert cli("packages", "import", str(tmp_path / "b"))[0] == 0
+    assert cli("packages", "import", str(survkit_bundle(tmp_path)))[0] == 0
     (tmp_path / "d").mkdir()
     assert cli("project", "create", "cardio", "--data", str(tmp_path / "d"))[0] == 0
     assert cli("packages", "allow", "survkit", "--project", "cardio")[0] == 0
@@ -85,8 +79,8 @@ def test_pip_refuses_a_repository_file_changed_on_disk(index, repo, tmp_path):
 
 def test_r_tree_lists_only_allowed_sources(index):
     text = requests.get(f"{index.url}/cran/src/contrib/PACKAGES").text
-    assert "Package: rtiny\nVersion: 1.0\n" in text
-    assert requests.get(f"{index.url}/cran/src/contrib/rtiny_1.0.tar.gz").status_code == 200
+    assert "Package: rtiny\nVersion: 1.0.2\n" in text
+    assert requests.get(f"{index.url}/cran/src/contrib/rtiny_1.0.2.tar.gz").status_code == 200
     assert requests.post(f"{index.url}/cran/src/contrib/PACKAGES").status_code == 405
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +32,6 @@ from aiohttp import web
 from enclave import audit, db, packages, paths
 from enclave.errors import Invalid
 
-log = logging.getLogger("package-index")
 ProjectOf = Callable[[str], "str | None"]
 CACHE_SECONDS = 2.0
 
@@ -83,9 +81,12 @@ def make_app(database_url: str, state_dir: Path, project_of: ProjectOf) -> web.A
     cat = Catalogue(database_url)
     loop_run = asyncio.get_running_loop
 
+    def lookup(address: str, ecosystem: str) -> tuple[str | None, dict]:
+        project = project_of(address)  # may ask Docker: off the event loop, like the database
+        return project, cat.visible(ecosystem, project)
+
     async def visible(request: web.Request, ecosystem: str) -> tuple[str | None, dict]:
-        project = project_of(_local_address(request))
-        return project, await loop_run().run_in_executor(None, cat.visible, ecosystem, project)
+        return await loop_run().run_in_executor(None, lookup, _local_address(request), ecosystem)
 
     async def simple_root(request: web.Request) -> web.Response:
         _, files = await visible(request, "python")

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from enclave import clock, db, volumes
+from enclave import accounts, clock, db, notify, volumes
 from enclave import projects as projects_svc
 from enclave.errors import EnclaveError
 from enclave.models import Role
@@ -36,7 +36,17 @@ async def oauth_callback(request: Request):
 def home(request: Request, ctx: Ctx = Depends(caller)):
     with db.transaction(ctx.url) as s:
         mine = [queries.summary(x) for x in submission.requests_of(s, ctx.person.username)]
-    return page(request, ctx, "home.html", mine=mine, projects=sorted(ctx.person.projects))
+        account = accounts.get(s, ctx.person.username)
+        mail = {"email": account.email, "notify": account.notify}
+    return page(request, ctx, "home.html", mine=mine, projects=sorted(ctx.person.projects), mail=mail)
+
+
+@router.post("/me/notifications")
+def notifications(notify_choice: str = Form(..., alias="notify"), ctx: Ctx = Depends(caller)):
+    """A person's own choice: a message as things happen, or one daily digest."""
+    with db.transaction(ctx.url) as s:
+        notify.set_preferences(s, ctx.person.username, ctx.person.username, notify=notify_choice)
+    return RedirectResponse(f"{ctx.prefix}/", status_code=303)
 
 
 @router.get("/projects/{project}/browse", response_class=HTMLResponse)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from enclave import audit, clock
 from enclave.errors import Conflict, PermissionDenied
 
+from egress_review import notices
+
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.orm import Session
 
@@ -135,6 +137,7 @@ def set_status(session: Session, request: ReleaseRequest, new: RequestStatus, ac
     audit.record(session, actor, move.event, target(request.id),
                  {"from": old.value, "to": new.value, "project": request.project, "direction": request.direction,
                   **detail})
+    notices.status_changed(session, request)
 
 
 def enter_initial(session: Session, request: ReleaseRequest, actor: str, **detail) -> None:
@@ -145,6 +148,7 @@ def enter_initial(session: Session, request: ReleaseRequest, actor: str, **detai
     audit.record(session, actor, CREATION.event, target(request.id),
                  {"from": None, "to": S.submitted.value, "project": request.project, "direction": request.direction,
                   **detail})
+    notices.status_changed(session, request)
 
 
 def file_outcome(decisions: Iterable[Decision], required: int) -> FileStatus:

@@ -68,6 +68,8 @@ class Account(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, never plain
     totp_last_counter: Mapped[int] = mapped_column(Integer, default=0)  # last accepted time step
+    email: Mapped[str | None] = mapped_column(String(254))  # where notifications go (none: no mail)
+    notify: Mapped[str] = mapped_column(String(10), default="immediate", server_default="immediate")  # or digest
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
@@ -245,3 +247,21 @@ class PackageRule(Base):
     decided_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
+
+
+class Notification(Base):
+    """One message owed to one person (enclave.notify): queued in the transaction of what it reports,
+    sent by the notifier service on its own (immediately, or in the person's daily digest)."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(String(255), default="")  # path under the public URL
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now, index=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -569,6 +569,51 @@ class ImportsSection(Configurable):
         return value
 
 
+class MailSection(Configurable):
+    """[mail]: notifications by e-mail through the site's SMTP relay (off while smtp_host is empty)."""
+
+    smtp_host = Unicode(
+        "",
+        help="The site's SMTP relay. Empty: no mail is sent and nothing is queued for long (the notifier "
+        "drops what it finds). Messages say what happened and link to the page; never data or file names.",
+    ).tag(config=True)
+    smtp_port = Integer(25, help="Port of the SMTP relay (587 with starttls, 465 with tls).").tag(config=True)
+    security = Unicode(
+        "starttls",
+        help="How the connection to the relay is protected: starttls, tls (implicit, port 465) or none (a "
+        "relay on loopback only). Security: none sends notifications in clear on the network.",
+    ).tag(config=True)
+    sender = Unicode("enclave@localhost", help="From: address of every notification.").tag(config=True)
+    username = Unicode(
+        "", help="Login at the relay (empty: none); the password is the file secrets/smtp_password."
+    ).tag(config=True)
+    digest_hour = Integer(7, help="Hour (UTC, 0-23) the daily digests go out, for people who chose them.").tag(
+        config=True)
+    send_seconds = Float(15, help="How often the notifier sends what is due.").tag(config=True)
+
+    @validate("security")
+    def _security(self, proposal):
+        if proposal["value"] not in ("starttls", "tls", "none"):
+            raise TraitError("security must be starttls, tls or none")
+        return proposal["value"]
+
+    @validate("smtp_port")
+    def _valid_port(self, proposal):
+        return _between(proposal, 1, 65535)
+
+    @validate("digest_hour")
+    def _hour(self, proposal):
+        return _between(proposal, 0, 23)
+
+    @validate("send_seconds")
+    def _seconds(self, proposal):
+        return _between(proposal, 0.2, 3600)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+
 class ImagesSection(Configurable):
     """[images]: the researcher notebook image and how it is built (no registry, no PyPI at build)."""
 
@@ -647,6 +692,7 @@ SECTIONS: dict[str, type[Configurable]] = {
     "disclosure": DisclosureSection,
     "packages": PackagesSection,
     "imports": ImportsSection,
+    "mail": MailSection,
 }
 
 

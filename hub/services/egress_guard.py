@@ -28,9 +28,9 @@ from collections import defaultdict
 
 from sqlalchemy import select
 
-from enclave import audit, clock, db, secrets_store, volumes
+from enclave import audit, clock, db, notify, secrets_store, volumes
 from enclave.hubapi import HubAPI, HubRefused, HubUnavailable
-from enclave.models import GuardedServer, Project
+from enclave.models import GuardedServer, Project, Role
 
 from hub.guard import ledger, proxy
 from hub.guard.meter import Meter
@@ -118,6 +118,11 @@ class Guard:
             with db.transaction(self.s.database_url) as session:
                 audit.record(session, ACTOR, "notebook.egress_cap_reached", project, {
                     "user": user, "today_bytes": today_bytes, "cap_bytes": limit})
+                notify.queue(session, notify.people_with_role(session, [Role.admin, Role.steward]),
+                             "guard.cap_reached", f"Daily cap reached in project {project}",
+                             f"The host guard stopped {user}'s notebook server in project {project}: it sent "
+                             f"{today_bytes // volumes.MIB} MiB today, the daily cap. A steward may raise the "
+                             "cap for today on the volumes page.", "/services/egress/volumes")
             done.append((user, project))
         live = {k for k in readings}
         self.stopping &= live

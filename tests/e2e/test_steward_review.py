@@ -150,3 +150,34 @@ def test_a_researcher_asks_for_a_package_and_a_steward_approves_it_in_the_browse
     finally:
         hub.stop()
         hub.dump_logs()
+
+
+def test_a_steward_gets_the_mail_of_a_submission_and_its_link_opens_the_request(tmp_path, browser):
+    """The notifier service of a real hub sends through an SMTP server on loopback; the mail names the
+    request, not its files, and its link opens the request page once the steward has logged in."""
+    from enclave import db, notify
+    from tests.support.smtp import SMTPServer
+
+    with SMTPServer() as smtp:
+        world = build_world(tmp_path, {"mail": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port,
+                                                "security": "none", "send_seconds": 1}})
+        with db.transaction(world.settings.database_url) as s:
+            notify.set_preferences(s, "test", "sam", email="sam@example.org")
+        hub = start_hub(world)
+        try:
+            ann = ServiceUser(hub, world.people["ann"])
+            write(world, "out/by_region.csv", SMALL_CELLS_CSV)
+            rid = ann.submit(["out/by_region.csv"]).json()["id"]
+            [mail] = smtp.inbox.wait(1)
+            body = mail.get_payload()
+            assert mail["To"] == "sam@example.org" and mail["Subject"] == f"Request {rid} waits for review"
+            assert "by_region" not in body and "north" not in body
+            link = next(w for w in body.split() if w.startswith("http"))
+            assert link == f"{hub.url}{SERVICE}/requests/{rid}"  # [enclave] public_url + the page
+            page = browser.new_context().new_page()
+            _login(page, hub, world.people["sam"])
+            page.goto(link)
+            assert page.locator("#request-status").inner_text() == "submitted"
+        finally:
+            hub.stop()
+            hub.dump_logs()

@@ -15,11 +15,12 @@ import time
 
 import pytest
 
-from enclave import audit, db
+from enclave import audit, db, notify
 from enclave.models import AuditEvent, DailyVolume
 
 from tests.support import channels
 from tests.support.kernel import run_cell
+from tests.support.smtp import SMTPServer
 
 MIB = 2**20
 BURST, RATE = 2 * MIB, 16 * 1024
@@ -88,9 +89,13 @@ def test_every_channel_is_bounded_to_the_burst_then_the_sustained_rate(guarded, 
 def test_the_daily_cap_stops_the_server_until_a_steward_raises_it(guarded, enclave_env, cli):
     site = guarded
     site.guard.update(burst_mib=16, daily_mib=3)
-    ann = site.user("ann")
+    ann, ada = site.user("ann"), site.user("ada", role="admin")
     alpha = site.project("a", members=[ann])
-    with site.hub() as hub:
+    with db.transaction(enclave_env.db_url) as s:
+        notify.set_preferences(s, "test", ada.username, email="ada@example.org")
+    smtp = SMTPServer()
+    mail = {"mail": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "security": "none", "send_seconds": 1}}
+    with smtp, site.hub(mail) as hub:
         http = site.login(hub, ann)
         site.start_server(hub, http, ann, alpha)
         server, xsrf = channels.open_server(hub, http, ann, alpha)
@@ -102,6 +107,10 @@ def test_the_daily_cap_stops_the_server_until_a_steward_raises_it(guarded, encla
         reached = _events(enclave_env, "notebook.egress_cap_reached")
         assert [(e["_target"], e["user"]) for e in reached] == [(alpha, ann.username)]
         assert 2.5 * MIB <= reached[0]["today_bytes"] <= 3 * MIB + SLACK, reached  # at the cap, not past it
+        # the admin is told by mail (what happened and where to act; nothing of the data)
+        [told] = smtp.inbox.wait(1)
+        assert told["To"] == "ada@example.org" and told["Subject"] == f"Daily cap reached in project {alpha}"
+        assert "/services/egress/volumes" in told.get_payload()
         # no new start today: the person reads why and what to do
         r = site.request_start(hub, http, ann, alpha)
         page = html.unescape(r.text)

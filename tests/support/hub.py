@@ -61,6 +61,9 @@ def update_settings_file(path: Path, changes: dict[str, dict]) -> None:
     Path(path).write_text(dump_toml(data))
 
 
+CONNECTS_TO = {"smtp_port"}
+
+
 def _free_ports_for_settings(extra: dict[str, dict]) -> dict[str, dict[str, int]]:
     """A distinct free loopback port for every settings key named `port` or `*_port` (hub, proxy API,
     services such as egress...) that the test did not set itself, so hubs of parallel tests never clash."""
@@ -70,6 +73,8 @@ def _free_ports_for_settings(extra: dict[str, dict]) -> dict[str, dict[str, int]
     out: dict[str, dict[str, int]] = {}
     for section, cls in SECTIONS.items():
         for key in cls.class_traits(config=True):
+            if key in CONNECTS_TO:  # a port the enclave connects to, not one it listens on
+                continue
             if (key == "port" or key.endswith("_port")) and key not in extra.get(section, {}):
                 port = free_port()
                 while port in taken:

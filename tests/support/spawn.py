@@ -106,8 +106,10 @@ class SpawnSite:
         return slug
 
     # -- hub -----------------------------------------------------------------------------------
-    def hub(self, **spawner) -> RunningHub:
-        hub = RunningHub(self.env, settings={"spawner": {**self.spawner, **spawner}, "guard": self.guard}, timeout=90)
+    def hub(self, settings: dict | None = None, **spawner) -> RunningHub:
+        """A hub with this site's [spawner] and [guard] (plus `spawner` keys), and any other `settings`."""
+        hub = RunningHub(self.env, settings={**(settings or {}), "spawner": {**self.spawner, **spawner},
+                                             "guard": self.guard}, timeout=90)
         self.hubs.append(hub)
         return hub
 

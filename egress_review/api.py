@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from enclave import db
 
-from egress_review import imports, queries, review, submission, web, workflow
+from egress_review import claims, imports, queries, review, submission, web, workflow
 from egress_review.web import Ctx, caller
 from egress_review.workflow import Decision, RequestStatus
 
@@ -119,6 +119,20 @@ def withdraw(request_id: int, ctx: Ctx = Depends(caller)):
 def resubmit(request_id: int, ctx: Ctx = Depends(caller)):
     with db.transaction(ctx.url) as s:
         submission.resubmit(s, ctx.person, request_id)
+        return queries.request_view(s, ctx.person, request_id)
+
+
+@router.post("/requests/{request_id}/claim", tags=["steward"])
+def claim(request_id: int, ctx: Ctx = Depends(caller)):
+    with db.transaction(ctx.url) as s:
+        claims.claim(s, ctx.person, request_id)
+        return queries.request_view(s, ctx.person, request_id)
+
+
+@router.post("/requests/{request_id}/unclaim", tags=["steward"])
+def unclaim(request_id: int, ctx: Ctx = Depends(caller)):
+    with db.transaction(ctx.url) as s:
+        claims.unclaim(s, ctx.person, request_id)
         return queries.request_view(s, ctx.person, request_id)
 
 

@@ -40,6 +40,7 @@ class ReleaseRequest(Base):
     groups: Mapped[list[FileGroup]] = relationship(
         back_populates="request", cascade="all, delete-orphan", order_by="FileGroup.id"
     )
+    claims: Mapped[list[Claim]] = relationship(cascade="all, delete-orphan", order_by="Claim.id")
 
 
 class FileGroup(Base):
@@ -108,3 +109,15 @@ class Download(Base):
     username: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)
+
+
+class Claim(Base):
+    """A reviewer has taken a request on (egress_review.claims): at most `reviewers_required` per request."""
+
+    __tablename__ = "egress_claims"
+    __table_args__ = (UniqueConstraint("request_id", "steward", name="uq_egress_claim"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("egress_requests.id", ondelete="CASCADE"), index=True)
+    steward: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now)

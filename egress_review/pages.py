@@ -15,7 +15,7 @@ from enclave import projects as projects_svc
 from enclave.errors import EnclaveError
 from enclave.models import Role
 
-from egress_review import imports, permissions, preview, queries, review, store, submission, web
+from egress_review import claims, imports, permissions, preview, queries, review, store, submission, web
 from egress_review.web import Ctx, caller, page
 from egress_review.workflow import Decision, RequestStatus
 
@@ -116,6 +116,20 @@ def withdraw(request_id: int, ctx: Ctx = Depends(caller)):
 def resubmit(request_id: int, ctx: Ctx = Depends(caller)):
     with db.transaction(ctx.url) as s:
         submission.resubmit(s, ctx.person, request_id)
+    return _back_to(ctx, request_id)
+
+
+@router.post("/requests/{request_id}/claim")
+def claim(request_id: int, ctx: Ctx = Depends(caller)):
+    with db.transaction(ctx.url) as s:
+        claims.claim(s, ctx.person, request_id)
+    return _back_to(ctx, request_id)
+
+
+@router.post("/requests/{request_id}/unclaim")
+def unclaim(request_id: int, ctx: Ctx = Depends(caller)):
+    with db.transaction(ctx.url) as s:
+        claims.unclaim(s, ctx.person, request_id)
     return _back_to(ctx, request_id)
 
 

@@ -11,8 +11,10 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from egress_review import permissions
-from egress_review.models import FileGroup, ReleaseRequest, RequestFile
+from enclave import clock
+
+from egress_review import claims, permissions
+from egress_review.models import Claim, FileGroup, ReleaseRequest, RequestFile, Review
 from egress_review.permissions import Person
 from egress_review.submission import get_request
 from egress_review.workflow import STATUS_OWNERS, FileStatus, RequestStatus
@@ -52,10 +54,26 @@ def queue(session: Session, person: Person, status: str | None = None, project: 
         .group_by(FileGroup.request_id)
     ).all()) if rows else {}
     total = session.execute(count).scalar_one()
+    ids = [r.id for r in rows]
+    decided: dict[int, set[str]] = {i: set() for i in ids}
+    claimed: dict[int, list[str]] = {i: [] for i in ids}
+    if ids:
+        for rid, steward in session.execute(
+            select(FileGroup.request_id, Review.steward).join(RequestFile, RequestFile.group_id == FileGroup.id)
+            .join(Review, Review.file_id == RequestFile.id)
+            .where(FileGroup.request_id.in_(ids), RequestFile.status != FileStatus.superseded)
+        ).all():
+            decided[rid].add(steward)
+        for rid, steward in session.execute(
+                select(Claim.request_id, Claim.steward).where(Claim.request_id.in_(ids)).order_by(Claim.id)).all():
+            claimed[rid].append(steward)
+    now = clock.now()
     return {
         "total": total, "page": page, "page_size": PAGE,
         "requests": [dict(summary(r, counts.get(r.id, 0)),
-                          can_review=not permissions.is_part_of(person, r)) for r in rows],
+                          can_review=not permissions.is_part_of(person, r),
+                          age_hours=round((now - r.created_at).total_seconds() / 3600, 1),
+                          claimed_by=claimed[r.id], decided_by=sorted(decided[r.id])) for r in rows],
     }
 
 
@@ -99,7 +117,13 @@ def request_view(session: Session, person: Person, request_id: int) -> dict:
             permissions.check_can_review(person, req)
         except Exception as exc:  # noqa: BLE001 - shown as the reason the decision form is missing
             reviewer_blocked = str(exc)
+    if reviewer_blocked is None and person.is_reviewer:
+        try:
+            claims.check_may_decide(person, req)
+        except Exception as exc:  # noqa: BLE001 - shown as the reason the decision form is missing
+            reviewer_blocked = str(exc)
     return dict(summary(req, sum(len(g["files"]) for g in groups)), groups=groups,
                 can_review=person.is_reviewer and reviewer_blocked is None, review_blocked=reviewer_blocked,
-                is_requester=person.username == req.requester)
+                is_requester=person.username == req.requester,
+                claimed_by=claims.claimers(req), claimed_by_me=person.username in claims.claimers(req))
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from enclave import audit, clock
 from enclave.errors import Conflict
 
-from egress_review import imports, permissions, workflow
+from egress_review import claims, imports, permissions, workflow
 from egress_review.models import Review
 from egress_review.permissions import Person
 from egress_review.submission import get_file, lock_request_of_file
@@ -26,6 +26,7 @@ def decide(session: Session, person: Person, file_id: int, decision: Decision, c
     lock_request_of_file(session, file_id)
     req, f = get_file(session, file_id)
     permissions.check_can_review(person, req)
+    claims.check_may_decide(person, req)
     permissions.check_decision(f, decision, comment, override_reason)
     mine = next((r for r in f.reviews if r.steward == person.username), None)
     if mine is None and len(f.reviews) >= req.reviewers_required:

@@ -30,6 +30,7 @@ from pathlib import Path
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -127,6 +128,14 @@ def r_requires(desc: dict[str, str]) -> list[str]:
     return sorted(names)
 
 
+def _same_package(meta_name: str, meta_version: str, name: str, version: Version) -> bool:
+    """Whether an archive's own metadata names the package and version its file name says."""
+    try:
+        return packages.normalise("python", meta_name) == name and Version(meta_version) == version
+    except (Invalid, InvalidVersion):
+        return False
+
+
 def describe(path: Path, ecosystem: str) -> BundleFile:
     """Name, version and requirements of one package file from its own metadata; ValueError if it is
     not a well-formed package of that ecosystem."""
@@ -155,7 +164,7 @@ def describe(path: Path, ecosystem: str) -> BundleFile:
             meta_name, meta_version, requires, req_py = _sdist_metadata(path)
         else:
             raise ValueError("a Python package file is a wheel (.whl) or a source archive (.tar.gz, .zip)")
-        if packages.normalise("python", meta_name or "?") != name or str(version) != meta_version:
+        if not _same_package(meta_name, meta_version, name, version):
             raise ValueError(f"its metadata says {meta_name} {meta_version}, its name says {name} {version}")
         return BundleFile(fn, "python", str(name), str(version), sha256_of(path), path.stat().st_size,
                           requires, req_py)

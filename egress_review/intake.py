@@ -35,7 +35,7 @@ SIGNATURE_SUFFIXES = (".cvd", ".cld", ".cud", ".ndb", ".hdb", ".hsb", ".ldb", ".
 def check_name(filename: str) -> str:
     """The base name code lands under, or Invalid for anything that is not a code file's name."""
     name = PurePosixPath((filename or "").replace("\\", "/")).name
-    if not name or name.startswith(".") or "\x00" in name or len(name) > 200:
+    if not name or name.startswith(".") or any(ord(c) < 32 or c == "\x7f" for c in name) or len(name) > 200:
         raise Invalid(f"'{filename}' is not a usable file name", reason="bad_name")
     if PurePosixPath(name).suffix.lower() not in CODE_SUFFIXES:
         raise Invalid(f"'{name}' is not code: only {', '.join(sorted(CODE_SUFFIXES))} files come in this way "

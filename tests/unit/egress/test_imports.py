@@ -171,3 +171,13 @@ def test_an_oversized_upload_is_refused_before_it_is_read(client, egress):
     egress.settings.imports.max_file_kib = 1
     r = bring(client, [("a.py", b"#" * (3 << 20))])
     assert r.status_code == 400 and "code imports are at most 1 files" in r.json()["message"]
+
+
+@pytest.mark.parametrize("name", ["evil\nname.py", "bell\x07.py", ".hidden.py", "", "x" * 201 + ".py"])
+def test_names_no_workspace_should_hold_are_refused(name):
+    """Raw multipart clients can send any bytes as a file name (browsers and httpx percent-encode them)."""
+    from egress_review import intake
+    from enclave.errors import Invalid
+
+    with pytest.raises(Invalid, match="not a usable file name"):
+        intake.check_name(name)

@@ -335,6 +335,19 @@ def check_start(session, settings, account, project, username: str) -> None:
 
 
 # -- home page ------------------------------------------------------------------------------------
+def home_role(settings):
+    """template_vars callable: the person's enclave role, so the home page shows what applies to it."""
+
+    def role_of(user) -> str:
+        if user is None or not hasattr(user, "name"):
+            return ""
+        with db.transaction(settings.database_url) as session:
+            account = session.execute(select(Account).where(Account.username == user.name)).scalar_one_or_none()
+            return account.role.value if account else ""
+
+    return role_of
+
+
 def home_projects(settings):
     """template_vars callable: the user's projects with whether they may start and why not."""
 
@@ -396,7 +409,7 @@ def configure(c, s) -> None:
     c.ProjectSpawner.http_timeout = sp.start_timeout
 
     c.JupyterHub.template_vars = {**dict(c.JupyterHub.get("template_vars") or {}),
-                                  "enclave_projects": home_projects(s)}
+                                  "enclave_projects": home_projects(s), "enclave_role": home_role(s)}
 
     _extend(c.JupyterHub, "services", [{
         "name": "idle-culler",

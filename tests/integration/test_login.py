@@ -149,3 +149,15 @@ def test_source_address_is_throttled(enclave_env, running_hub):
     r = _fresh(running_hub, ann)  # even a right login from this address waits now
     _refused_with(r, running_hub, "Too many failed attempts from your address; wait 10 minutes.")
     assert _failed_reasons(enclave_env)[-1] == "throttled_ip"
+
+
+@pytest.mark.parametrize("role, shows, hides", [
+    ("researcher", 'id="no-projects"', 'id="enclave-steward"'),
+    ("steward", 'id="enclave-steward"', 'id="no-projects"'),
+    ("admin", 'id="enclave-admin"', 'id="no-projects"'),
+])
+def test_the_home_page_shows_what_applies_to_the_role(shared_env, shared_hub, role, shows, hides):
+    user = enrolled_user(shared_env.settings, f"home{role}", role=role)
+    r = _fresh(shared_hub, user)
+    _lands_home(r, shared_hub, user.username)
+    assert shows in r.text and hides not in r.text

@@ -82,7 +82,9 @@ def test_member_gets_a_hardened_container_with_read_only_data_and_own_workspace(
         # the same person in another project: a different workspace, nothing from alpha
         box_b = site.start_server(hub, http, ann, beta)
         assert box_b.id != box_a.id
-        assert box_b.exec_run(["ls", "-A", "/home/jovyan/work"]).output == b""
+        # only the (empty) folders packages install into (hub.packages.container), no file at all
+        assert box_b.exec_run(["ls", "-A", "/home/jovyan/work"]).output == b".R\n.local\n"
+        assert box_b.exec_run(["find", "/home/jovyan/work", "-type", "f"]).output == b""
         assert box_b.exec_run(["cat", "/data/../home/jovyan/work/notes.txt"]).exit_code != 0
         assert _mount(box_b.attrs, "/data")["Source"].endswith(f"/data/{beta}")
 

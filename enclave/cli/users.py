@@ -5,6 +5,7 @@ from __future__ import annotations
 from enclave import access, accounts, db, notify
 from enclave.cli.context import load
 from enclave.cli.util import actor, print_table
+from enclave.errors import Invalid
 
 
 def register(sub) -> None:
@@ -79,6 +80,8 @@ def _reset_mfa(args) -> int:
 
 
 def _notify(args) -> int:
+    if args.email is None and args.notify is None:
+        raise Invalid("say what to change: --email ADDRESS, --digest or --immediate", reason="nothing_to_do")
     s = load(args)
     with db.transaction(s.database_url) as session:
         a = notify.set_preferences(session, actor(), args.name, email=args.email, notify=args.notify)

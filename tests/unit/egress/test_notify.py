@@ -129,3 +129,5 @@ def test_cli_sets_the_address(cli, egress):
     assert "sam@example.org (digest)" in cli("user", "list")[1]
     code, _, err = cli("user", "add", "zoe", "--role", "steward", "--email", "not an address")
     assert code == 2 and "is not an e-mail address" in err
+    code, _, err = cli("user", "notify", "sam")
+    assert code == 2 and "say what to change" in err

@@ -40,7 +40,7 @@ def wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = (),
 def r_package(folder: Path, name: str, version: str, imports: tuple[str, ...] = ()) -> Path:
     """`<name>_<version>.tar.gz`: a pure-R source package exporting `<name>_version()`."""
     desc = (f"Package: {name}\nVersion: {version}\nTitle: Test Package\nDescription: For tests.\n"
-            "License: MIT\nAuthor: Tests\nMaintainer: Tests <t@example.invalid>\nEncoding: UTF-8\n"
+            "License: MIT\nAuthor: Tests\nMaintainer: Tests <tests@localhost>\nEncoding: UTF-8\n"
             + (f"Imports: {', '.join(imports)}\n" if imports else ""))
     files = {
         f"{name}/DESCRIPTION": desc,

@@ -31,32 +31,32 @@ def _send(egress, smtp, now=None, digest_hour=7):
     egress.settings.mail.security = "none"
     transport = mailer.smtp_transport(egress.settings.mail, egress.state_dir / "secrets")
     with db.transaction(egress.url) as s:
-        return notify.send_due(s, transport, now or dt.datetime.utcnow(), digest_hour, "https://enclave.example")
+        return notify.send_due(s, transport, now or dt.datetime.utcnow(), digest_hour, "http://127.0.0.1:8000")
 
 
 def test_stewards_hear_of_a_submission_and_the_researcher_of_the_release(egress, smtp):
     for name in ("ann", "sam", "sue", "ada", "bob"):
-        _set(egress, name, f"{name}@example.org")
+        _set(egress, name, f"{name}@localhost")
     egress.write("secret_cohort_name.csv", "region,count\nnorth,120\nsouth,245\n")
     rid = egress.submit(paths=("secret_cohort_name.csv",))
     assert _send(egress, smtp) == (2, 0)
-    assert sorted(m["To"] for m in smtp.inbox.messages) == ["sam@example.org", "sue@example.org"]  # not ada, bob, ann
+    assert sorted(m["To"] for m in smtp.inbox.messages) == ["sam@localhost", "sue@localhost"]  # not ada, bob, ann
     msg = smtp.inbox.messages[0]
     body = msg.get_payload()
     assert msg["Subject"] == f"Request {rid} waits for review"
-    assert f"https://enclave.example/services/egress/requests/{rid}" in body
+    assert f"http://127.0.0.1:8000/services/egress/requests/{rid}" in body
     assert "secret_cohort_name" not in body and "north" not in body and "120" not in body
     [(fid, *_)] = egress.files(rid)
     egress.decide("sam", fid)
     egress.decide("sue", fid)
     assert _send(egress, smtp) == (1, 0)
-    released = smtp.inbox.to("ann@example.org")
+    released = smtp.inbox.to("ann@localhost")
     assert [m["Subject"] for m in released] == [f"Request {rid} released"]
     assert _send(egress, smtp) == (0, 0)  # each message once
 
 
 def test_a_digest_gathers_the_day_into_one_message(egress, smtp):
-    _set(egress, "sam", "sam@example.org", "digest")
+    _set(egress, "sam", "sam@localhost", "digest")
     egress.write("t.csv", "region,count\nnorth,120\nsouth,245\n")
     egress.write("u.csv", "region,count\nnorth,130\nsouth,255\n")
     egress.submit(paths=("t.csv",))
@@ -65,13 +65,13 @@ def test_a_digest_gathers_the_day_into_one_message(egress, smtp):
     digest_at = (queued_at + dt.timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     assert _send(egress, smtp, queued_at + dt.timedelta(minutes=5), digest_at.hour) == (0, 0)  # not yet
     assert _send(egress, smtp, digest_at + dt.timedelta(minutes=1), digest_at.hour) == (1, 0)
-    [msg] = smtp.inbox.to("sam@example.org")
+    [msg] = smtp.inbox.to("sam@localhost")
     assert msg["Subject"] == "Research enclave: 2 notification(s) of the day"
     assert msg.get_payload().count("waits for review") == 2
 
 
 def test_a_relay_that_fails_keeps_the_message_for_a_retry(egress, smtp):
-    _set(egress, "sam", "sam@example.org")
+    _set(egress, "sam", "sam@localhost")
     egress.write("t.csv", "region,count\nnorth,120\nsouth,245\n")
     egress.submit(paths=("t.csv",))
 
@@ -89,7 +89,7 @@ def test_a_relay_that_fails_keeps_the_message_for_a_retry(egress, smtp):
 def test_mail_off_keeps_nothing(egress):
     from hub.services import notifier
 
-    _set(egress, "sam", "sam@example.org")
+    _set(egress, "sam", "sam@localhost")
     egress.write("t.csv", "region,count\nnorth,120\nsouth,245\n")
     egress.submit(paths=("t.csv",))
     assert notifier.one_pass(egress.settings, None) == (0, 0)
@@ -97,8 +97,8 @@ def test_mail_off_keeps_nothing(egress):
         assert s.scalar(select(func.count()).select_from(Notification)) == 0
 
 
-@pytest.mark.parametrize("address", ["sam", "sam@", "a b@example.org", "sam@example.org\r\nBcc: x@evil.org",
-                                     "sam@example.org, eve@example.org", "sam@@example.org", "sam@exa..mple.org"])
+@pytest.mark.parametrize("address", ["sam", "sam@", "a b@localhost", "sam@localhost\r\nBcc: x@localhost",
+                                     "sam@localhost, eve@localhost", "sam@@localhost", "sam@local..host"])
 def test_addresses_that_could_add_a_recipient_or_a_header_are_refused(egress, address):
     with pytest.raises(Invalid):
         _set(egress, "sam", address)
@@ -110,10 +110,10 @@ def test_people_choose_immediate_or_digest_on_the_review_pages(egress):
     from egress_review.app import create_app
     from tests.support.egress_gate import HeaderGate
 
-    _set(egress, "ann", "ann@example.org")
+    _set(egress, "ann", "ann@localhost")
     client = TestClient(create_app(egress.settings, gate=HeaderGate()))
     me = {"X-Egress-Test-User": "ann"}
-    assert "ann@example.org" in client.get("/services/egress/", headers=me).text
+    assert "ann@localhost" in client.get("/services/egress/", headers=me).text
     r = client.post("/services/egress/me/notifications", headers=me, data={"notify": "digest"}, follow_redirects=False)
     assert r.status_code == 303
     with db.transaction(egress.url) as s:
@@ -124,9 +124,9 @@ def test_people_choose_immediate_or_digest_on_the_review_pages(egress):
 
 
 def test_cli_sets_the_address(cli, egress):
-    code, out, _ = cli("user", "notify", "sam", "--email", "sam@example.org", "--digest")
-    assert code == 0 and "mail to sam@example.org, digest" in out
-    assert "sam@example.org (digest)" in cli("user", "list")[1]
+    code, out, _ = cli("user", "notify", "sam", "--email", "sam@localhost", "--digest")
+    assert code == 0 and "mail to sam@localhost, digest" in out
+    assert "sam@localhost (digest)" in cli("user", "list")[1]
     code, _, err = cli("user", "add", "zoe", "--role", "steward", "--email", "not an address")
     assert code == 2 and "is not an e-mail address" in err
     code, _, err = cli("user", "notify", "sam")

@@ -25,6 +25,13 @@ print(r.stdout[-1500:], r.stderr[-1500:])
 """
 
 
+PLANT_PTH = r"""
+import site
+line = 'import os, sys; open(f"/home/jovyan/work/pth-ran-{os.getpid()}", "w").write(" ".join(sys.argv))'
+open(site.getusersitepackages() + "/plant.pth", "w").write(line + "\n")
+"""
+
+
 def pip(server, http, xsrf, *args) -> str:
     return run_cell(server, http, "python3", f"import sys; sys.argv = ['x', *{list(args)!r}]\n" + PIP, xsrf)
 
@@ -66,10 +73,14 @@ def test_allowed_packages_install_persist_and_nothing_else_does(site, enclave_en
         r_out = run_cell(server, http, "ir", 'install.packages("data.table2")', xsrf)
         assert "enclave: 'data.table2' is not on the list of r packages allowed" in r_out, r_out
 
+        # a .pth file in the user site runs in every Python that loads it: kernels, never the server
+        run_cell(server, http, "python3", PLANT_PTH, xsrf)
         site.stop_server(hub, http, ann, alpha)
-        site.start_server(hub, http, ann, alpha)
+        box = site.start_server(hub, http, ann, alpha)
         server, xsrf = open_server(hub, http, ann, alpha)
+        assert box.exec_run(["sh", "-c", "cat /home/jovyan/work/pth-ran-* 2>/dev/null"]).output == b""
         assert run_cell(server, http, "python3", "import survkit; print('v', survkit.VERSION)", xsrf) == "v 0.30\n"
+        assert b"/runtime/kernel-" in box.exec_run(["sh", "-c", "cat /home/jovyan/work/pth-ran-*"]).output
         assert "r 1.0.2" in run_cell(server, http, "ir", 'library(rtiny); cat("r", rtiny_version(), "\\n")', xsrf)
 
 

@@ -17,6 +17,7 @@ from egress_review import permissions, workflow
 from egress_review.models import Claim, ReleaseRequest
 from egress_review.permissions import Person
 from egress_review.submission import get_request, lock_request
+from egress_review.workflow import FileStatus
 
 
 def claimers(req: ReleaseRequest) -> list[str]:
@@ -25,7 +26,7 @@ def claimers(req: ReleaseRequest) -> list[str]:
 
 def deciders(req: ReleaseRequest) -> list[str]:
     """Who has decided on a current item of the request (names only: what they decided stays hidden)."""
-    return sorted({r.steward for g in req.groups for f in g.files if f.status.value != "superseded"
+    return sorted({r.steward for g in req.groups for f in g.files if f.status != FileStatus.superseded
                    for r in f.reviews})
 
 

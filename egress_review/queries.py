@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from enclave import clock
+from enclave.errors import EnclaveError
 
 from egress_review import claims, permissions
 from egress_review.models import Claim, FileGroup, ReleaseRequest, RequestFile, Review
@@ -115,12 +116,12 @@ def request_view(session: Session, person: Person, request_id: int) -> dict:
     if person.is_reviewer:
         try:
             permissions.check_can_review(person, req)
-        except Exception as exc:  # noqa: BLE001 - shown as the reason the decision form is missing
+        except EnclaveError as exc:  # shown as the reason the decision form is missing
             reviewer_blocked = str(exc)
     if reviewer_blocked is None and person.is_reviewer:
         try:
             claims.check_may_decide(person, req)
-        except Exception as exc:  # noqa: BLE001 - shown as the reason the decision form is missing
+        except EnclaveError as exc:  # shown as the reason the decision form is missing
             reviewer_blocked = str(exc)
     return dict(summary(req, sum(len(g["files"]) for g in groups)), groups=groups,
                 can_review=person.is_reviewer and reviewer_blocked is None, review_blocked=reviewer_blocked,

@@ -21,8 +21,8 @@ from egress_review.workflow import Decision, FileStatus, Owner, RequestStatus
 
 
 def decide(session: Session, person: Person, file_id: int, decision: Decision, comment: str = "",
-           override_reason: str = "", settings=None) -> Review:
-    """Record `person`'s decision; when it releases an import (direction in), apply it (needs `settings`)."""
+           override_reason: str = "", *, settings) -> Review:
+    """Record `person`'s decision; when it releases an import (direction in), apply it with `settings`."""
     lock_request_of_file(session, file_id)
     req, f = get_file(session, file_id)
     permissions.check_can_review(person, req)

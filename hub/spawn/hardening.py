@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from enclave import paths
+
 from hub.spawn import seccomp
 
 DATA_MOUNT = "/data"
 WORK_MOUNT = "/home/jovyan/work"
-USER = "1000:100"  # jovyan:users, as in the Jupyter docker stacks
-UID, GID = 1000, 100
+UID, GID = paths.WORKSPACE_OWNER  # jovyan:users, as in the Jupyter docker stacks
+USER = f"{UID}:{GID}"
 
 # host_config keys that would open a door to the host; removed whatever the configuration says.
 FORBIDDEN_HOST_KEYS = (

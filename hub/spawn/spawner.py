@@ -37,7 +37,7 @@ from hub.guard.meter import SERVER_PORT, GuardError, Meter
 from hub.hubconfig import config_list
 from hub.packages import container as package_container
 from hub.spawn import admission, firewall
-from hub.spawn.hardening import Policy, harden, inspect_violations, tmpfs_options, violations
+from hub.spawn.hardening import GID, UID, Policy, harden, inspect_violations, tmpfs_options, violations
 
 CONTAINER_NAME_KEY = "container_names.key"
 
@@ -273,11 +273,11 @@ class ProjectSpawner(DockerSpawner):
         ws = paths.workspace(Path(self.enclave_settings.state_dir), self.name, self.user.name)
         ws.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
         ws.mkdir(exist_ok=True, mode=0o700)
-        os.chown(ws, 1000, 100)
+        os.chown(ws, UID, GID)
         os.chmod(ws, 0o700)
         if self.enclave_settings.packages.enabled:
             try:
-                package_container.ensure_install_folders(ws, 1000, 100)
+                package_container.ensure_install_folders(ws, UID, GID)
             except OSError as exc:  # the person's own folders; installs then need a kernel restart
                 self.log.warning("install folders of %s/%s: %s", self.user.name, self.name, exc)
         return ws

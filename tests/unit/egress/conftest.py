@@ -57,7 +57,7 @@ def egress(enclave_env, tmp_path):
 
     def decide(name, file_id, decision=Decision.approve, comment="", override_reason=""):
         with db.transaction(url) as session:
-            review.decide(session, person(name), file_id, decision, comment, override_reason)
+            review.decide(session, person(name), file_id, decision, comment, override_reason, settings=s)
 
     def files(request_id):
         with db.transaction(url) as session:

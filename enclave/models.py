@@ -112,6 +112,10 @@ class Project(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(30), unique=True)
     title: Mapped[str] = mapped_column(String(200), default="")
+    # What the public transparency register says of the project (set at creation).
+    purpose: Mapped[str] = mapped_column(Text, default="", server_default="")
+    sponsor: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    approval: Mapped[str] = mapped_column(String(200), default="", server_default="")  # legal basis or approval ref
     data_dir: Mapped[str] = mapped_column(Text)
     status: Mapped[ProjectStatus] = mapped_column(enum_column(ProjectStatus, "project_status"))
     start_date: Mapped[dt.date] = mapped_column(Date)

@@ -35,7 +35,12 @@ def create(
     start: dt.date | None = None,
     end: dt.date | None = None,
     min_cell_count: int = DEFAULT_MIN_CELL_COUNT,
+    purpose: str = "",
+    sponsor: str = "",
+    approval: str = "",
 ) -> Project:
+    """A new active project; `purpose`, `sponsor` and `approval` (legal basis or approval reference) are
+    what the public transparency register says of it."""
     if not SLUG_RE.match(slug):
         raise Invalid(
             f"project name '{slug}' is not allowed: use 1-30 lowercase letters, digits or '-', starting with a letter"
@@ -54,12 +59,14 @@ def create(
     project = Project(
         slug=slug, title=title or slug, data_dir=str(data), status=ProjectStatus.active,
         start_date=start, end_date=end, min_cell_count=min_cell_count,
+        purpose=purpose.strip(), sponsor=sponsor.strip(), approval=approval.strip(),
     )
     session.add(project)
     session.flush()
     audit.record(session, actor, "project.create", slug, {
         "data_dir": str(data), "start": str(start), "end": str(end) if end else None,
-        "min_cell_count": min_cell_count,
+        "min_cell_count": min_cell_count, "purpose": project.purpose, "sponsor": project.sponsor,
+        "approval": project.approval,
     })
     return project
 

@@ -614,6 +614,37 @@ class MailSection(Configurable):
         return bool(self.smtp_host)
 
 
+class OptoutSection(Configurable):
+    """[optout]: patients' objections to the reuse of their data (see docs/optout.md)."""
+
+    id_columns = List(
+        Unicode(),
+        ["nir"],
+        help="Kinds of identifier objections may be recorded under (`enclave optout add --id-column`); an "
+        "import drops objecting people's records from a pseudonymised column of the same name.",
+    ).tag(config=True)
+
+
+class TransparencySection(Configurable):
+    """[transparency]: the public register of projects and releases (see docs/transparency.md)."""
+
+    enabled = Bool(
+        True,
+        help="Serve the public register (no login) at /services/transparency/. Security: it shows only "
+        "what the keys below allow, never personal data or file contents.",
+    ).tag(config=True)
+    port = Integer(8094, help="Loopback port of the register service (the hub's proxy publishes it).").tag(config=True)
+    site_name = Unicode("", help="Name of the organisation shown on the register and in exports.").tag(config=True)
+    datasets = Bool(True, help="List each project's datasets by name.").tag(config=True)
+    releases = Bool(True, help="List releases: date, project, number of files and their kinds.").tag(config=True)
+    optout_totals = Bool(True, help="Show how many objections are registered and how many records they "
+                         "removed per project (below the threshold as 'fewer than N').").tag(config=True)
+
+    @validate("port")
+    def _valid_port(self, proposal):
+        return _between(proposal, 1, 65535)
+
+
 class ImagesSection(Configurable):
     """[images]: the researcher notebook image and how it is built (no registry, no PyPI at build)."""
 
@@ -693,6 +724,8 @@ SECTIONS: dict[str, type[Configurable]] = {
     "packages": PackagesSection,
     "imports": ImportsSection,
     "mail": MailSection,
+    "optout": OptoutSection,
+    "transparency": TransparencySection,
 }
 
 

@@ -35,7 +35,7 @@ from enclave.errors import Conflict, Invalid
 from enclave.permissions import ProjectState
 from enclave.settings import Settings
 
-from ingest import keys, pseudonym, risk
+from ingest import keys, optout, pseudonym, risk
 from ingest.models import Dataset
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -64,6 +64,8 @@ class ImportResult:
     report: risk.Report | None
     problems: list[str]
     key_created: bool
+    removed_for_objections: int = 0
+    threshold: int = 10  # the project's smallest count shown exactly
 
 
 class RiskTooHigh(Invalid):
@@ -261,7 +263,7 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
     name = _check_name(req.name or default_name(req.source))
     with db.transaction(settings.database_url) as session:
         project = _project_for_import(session, req.project)
-        data_dir = Path(project.data_dir)
+        data_dir, threshold = Path(project.data_dir), project.min_cell_count
         _name_taken(session, project, data_dir, name)
     if not data_dir.is_dir():
         raise Invalid(f"the data folder of '{req.project}' ({data_dir}) is missing")
@@ -269,6 +271,8 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
     _validate_columns(src, req)
     state = settings.state_dir
     with keys.project_lock(state, req.project):
+        with db.transaction(settings.database_url) as session:
+            objections = optout.ImportFilter(settings, session, req.id_columns + req.drop)
         key, key_new = keys.load_or_new(state, req.project) if req.id_columns else (b"", False)
         stage = data_dir / f".import-{secrets.token_hex(6)}"
         fp_dir = paths.fingerprints(state, req.project)
@@ -279,7 +283,7 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
             stage.mkdir(mode=0o700)
             fp_stage.mkdir(mode=0o700, parents=True)
             sha_thread, sha = _sha256_in_thread(src.path)
-            fp, counter, non_null, rows, columns = _stream(src, req, name, key, stage)
+            fp, counter, non_null, rows, columns = _stream(src, req, name, key, stage, objections)
             _check_identifier_spread(fp, req, non_null, settings.ingest.min_id_distinct_share)
             report = risk.report(counter) if req.quasi_identifiers else None
             problems = report.problems(settings.ingest.max_unique_share, settings.ingest.min_k) if report else []
@@ -298,7 +302,10 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
                            "format": "parquet" if src.is_parquet else "csv"},
                 "rows": rows, "columns": columns, "dropped": req.drop, "pseudonymised": req.id_columns,
                 "pseudonym": "P + base32(keyed BLAKE2b-80), project key" if req.id_columns else None,
-                "quasi_identifiers": req.quasi_identifiers, "read_as_text": sorted(c for c, t in src.column_types.items() if t == pa.string()),
+                "quasi_identifiers": req.quasi_identifiers,
+                "objections": {"register_kinds": objections.kinds,
+                               "removed": optout.shown(objections.removed, threshold)} if objections.kinds else None,
+                "read_as_text": sorted(c for c, t in src.column_types.items() if t == pa.string()),
                 "read_as_decimals": sorted(c for c, t in src.column_types.items() if t == pa.float64()),
                 "imported_by": actor, "imported_at": now.isoformat(timespec="seconds") + "Z",
                 "risk": ({**{k: v for k, v in report.to_dict().items() if k not in ("smallest_classes", "suggestions")},
@@ -315,11 +322,13 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
             with db.transaction(settings.database_url) as session:
                 project = _project_for_import(session, req.project)
                 _name_taken(session, project, data_dir, name)
+                objections.check_unchanged(session)
                 session.add(Dataset(
                     project_id=project.id, name=name, file=str(data_dir / f"{name}.parquet"),
                     source_sha256=sha["sha256"], rows=rows, columns=len(columns), imported_by=actor,
                     imported_at=now, manifest=json.dumps(manifest, default=str),
                     risk_accepted=req.accept_risk.strip() if problems else None,
+                    removed_for_objections=objections.removed,
                 ))
                 if key_new:
                     audit.record(session, actor, "data.key_create", req.project,
@@ -327,7 +336,7 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
                 audit.record(session, actor, "data.import", req.project, {
                     "dataset": name, "source": src.path.name, "sha256": sha["sha256"], "rows": rows,
                     "columns": len(columns), "dropped": req.drop, "pseudonymised": req.id_columns,
-                    "quasi_identifiers": req.quasi_identifiers,
+                    "quasi_identifiers": req.quasi_identifiers, "removed_for_objections": objections.removed,
                     "risk": {k: manifest["risk"][k] for k in ("k", "unique_share", "share_under_11")}
                     if report else None,
                 })
@@ -350,12 +359,15 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
             if fp_dir.is_dir() and not any(fp_dir.iterdir()):
                 fp_dir.rmdir()
     return ImportResult(name, data_dir / f"{name}.parquet", data_dir / f"{name}.manifest.json", rows, columns,
-                        report, problems, key_new)
+                        report, problems, key_new, objections.removed, threshold)
 
 
-def _stream(src: Source, req: ImportRequest, name: str, key: bytes, stage: Path):
-    """Read, transform and write every batch; retried with a column as text when CSV types shift."""
+def _stream(src: Source, req: ImportRequest, name: str, key: bytes, stage: Path, objections: optout.ImportFilter):
+    """Read, transform and write every batch (objecting people's records dropped first); retried with a
+    column as text when CSV types shift."""
     include = [c for c in src.columns if c not in req.drop]
+    # a dropped identifier is still read when the register has its kind: objectors' records go anyway
+    read = include + [c for c in objections.columns if c in req.drop]
     while True:
         fp = fingerprints.FingerprintWriter(name, include, req.id_columns)
         counter = risk.ClassCounter(req.quasi_identifiers)
@@ -363,8 +375,12 @@ def _stream(src: Source, req: ImportRequest, name: str, key: bytes, stage: Path)
         out = stage / f"{name}.parquet"
         sink = None
         rows = 0
+        objections.removed = 0
         try:
-            for batch in src.batches(include):
+            for batch in src.batches(read):
+                batch = objections.filter(batch)
+                if len(read) > len(include):
+                    batch = batch.select(include)
                 if batch.num_rows == 0:
                     continue
                 if req.id_columns:

@@ -17,6 +17,7 @@ from enclave.cli import (
     images,
     ingest,
     mfa,
+    optout,
     packages,
     projects,
     setup,
@@ -28,7 +29,7 @@ from enclave.settings import SettingsError
 
 # Modules that add sub-commands, in the order they appear in --help. This package is the top layer:
 # it may import every part (hub, egress_review, ingest); nothing imports it back (see .importlinter).
-COMMAND_MODULES = [setup, users, mfa, projects, volumes, audit, demo, firewall, check, egress, ingest, images, packages]
+COMMAND_MODULES = [setup, users, mfa, projects, volumes, audit, demo, firewall, check, egress, ingest, optout, images, packages]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -104,7 +104,8 @@ def create(settings, actor: str = "demo") -> list[DemoUser]:
     people: list[DemoUser] = []
     with db.transaction(settings.database_url) as s:
         projects.create(s, actor, DEMO_PROJECT, str(data_dir), title="Demo: hospital stays 2024",
-                        min_cell_count=10)
+                        min_cell_count=10, purpose="Length of hospital stays by ward (demonstration)",
+                        sponsor="Demo site", approval="demonstration data, no approval needed")
         for name, role in DEMO_PEOPLE:
             account, token = accounts.add(s, actor, name, role, settings.auth.enrolment_valid_hours)
             people.append(DemoUser(name, role.value, f"{settings.public_url}/hub/enrol/{token}"))

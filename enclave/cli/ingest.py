@@ -73,6 +73,12 @@ def _import(args) -> int:
         print(f"pseudonymised: {', '.join(req.id_columns)}" + (" (new project key created)" if res.key_created else ""))
     if req.drop:
         print(f"dropped: {', '.join(req.drop)}")
+    objections = json.loads(res.manifest.read_text()).get("objections")
+    if objections:
+        print(f"opt-out register ({', '.join(objections['register_kinds'])}): {res.removed_for_objections} record(s) "
+              f"removed (the manifest, which researchers read, says: {objections['removed']})")
+    else:
+        print("opt-out register: not checked (no column of a kind it takes, see [optout] id_columns)")
     if res.report:
         print(f"risk on {', '.join(req.quasi_identifiers)}: {_summary(res.report)}")
         if res.problems:

@@ -21,6 +21,10 @@ def register(sub) -> None:
     c.add_argument("--end", help="last day (YYYY-MM-DD); nothing spawns after it")
     c.add_argument("--min-cell-count", type=int, default=DEFAULT_MIN_CELL_COUNT,
                    help="smallest count an output table may show (default 10; 11 for SNDS data)")
+    c.add_argument("--purpose", default="", help="what the project is for, as the public register shows it")
+    c.add_argument("--sponsor", default="", help="who sponsors or leads it (public register)")
+    c.add_argument("--approval", default="", help="legal basis or approval reference, e.g. 'CNIL MR-004 "
+                   "2026-118' (public register)")
     c.set_defaults(func=_create)
     s.add_parser("list", help="list projects").set_defaults(func=_list)
     for name, status in (("suspend", ProjectStatus.suspended), ("close", ProjectStatus.closed),
@@ -78,7 +82,8 @@ def _create(args) -> int:
     end = parse_date(args.end, "--end")
     with db.transaction(s.database_url) as session:
         p = projects.create(session, actor(), args.slug, args.data, title=args.title, start=start,
-                            end=end, min_cell_count=args.min_cell_count)
+                            end=end, min_cell_count=args.min_cell_count, purpose=args.purpose,
+                            sponsor=args.sponsor, approval=args.approval)
     print(f"created project '{p.slug}' over {p.data_dir}")
     return 0
 

@@ -128,16 +128,17 @@ def _child_import(src: str, work: str) -> dict:
             "k": res.report.measures["k"], "unique_share": res.report.measures["unique_share"]}
 
 
-def _measure(kind: str, *args: str) -> dict:
-    """Run one side in a fresh interpreter; returns its figures plus peak RSS (MB) from wait4."""
+def _measure(kind: str, *args: str, module: str = "bench.ingest") -> dict:
+    """Run one side (`python -m module kind args`) in a fresh interpreter; returns its figures plus peak
+    RSS (MB) and CPU time from wait4."""
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-m", "bench.ingest", kind, *args], cwd=root,
+    proc = subprocess.Popen([sys.executable, "-m", module, kind, *args], cwd=root,
                             stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"bench.ingest {kind} failed with status {proc.returncode}")
+        raise RuntimeError(f"{module} {kind} failed with status {proc.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
     result["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # whole child, less sensitive to a busy machine

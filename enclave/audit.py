@@ -122,6 +122,22 @@ def _walk(session: Session, head: tuple[int, str], upto_head: bool = False) -> V
     return Verdict(True, count)
 
 
+def head_event(session: Session) -> AuditEvent | None:
+    """The last event (None for an empty log)."""
+    return session.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).scalar_one_or_none()
+
+
+def hashes_at(session: Session, seqs: list[int]) -> dict[int, str]:
+    """The hash of each of these events (those that exist), for publishing anchors of the chain."""
+    out: dict[int, str] = {}
+    wanted = sorted(set(seqs))
+    for i in range(0, len(wanted), 500):
+        for seq, digest in session.execute(select(AuditEvent.seq, AuditEvent.hash).where(
+                AuditEvent.seq.in_(wanted[i:i + 500]))):
+            out[seq] = digest
+    return out
+
+
 def iter_events(session: Session) -> Iterator[dict[str, Any]]:
     for ev in session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars():
         yield {

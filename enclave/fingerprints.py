@@ -357,6 +357,71 @@ def find_input_rows(state_dir, project: str, frame: pd.DataFrame) -> list[int]:
     return [int(i) for i in np.flatnonzero(hit)]
 
 
+def erase(folder: Path, out: Path, dataset: str, removed: pa.Table, kept_column, matched: Iterable[str]) -> list[Path]:
+    """Write into `out` the fingerprints of `dataset` (read from `folder`) without the `removed` rows
+    (records of people who objected); returns the files, [] when the dataset has none.
+
+    Only the removed rows are hashed in full. A hash that a kept row shares stays: another person's
+    pseudonym in a pseudonym column not in `matched`, or the same values on every other column. Kept
+    rows' columns come one at a time from `kept_column(name)`, and only as far as that question needs
+    (most removed rows are told apart from every kept row by their first one or two columns)."""
+    name = _safe(dataset)
+    if not (folder / f"{name}.json").exists():
+        return []
+    meta = json.loads((folder / f"{name}.json").read_text())
+    id_cols, matched = meta["id_columns"], {normalise_name(c) for c in matched}
+    original = {normalise_name(n): n for n in removed.column_names}
+    hashed = {c: hash_column(removed.column(original[c])) for c in meta["columns"]}
+    full, rest = _row_hashes(hashed, id_cols)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def save(suffix: str, keep_out: np.ndarray) -> None:
+        have = np.load(folder / f"{name}.{suffix}")
+        p = out / f"{name}.{suffix}"
+        np.save(p, have[~_member(have, keep_out)])
+        written.append(p)
+
+    rows_gone = _sorted_unique(full)
+    save("rows.npy", rows_gone)
+    if meta.get("rest") and rest is not None:
+        gone = _sorted_unique(rest)
+        save("rest.npy", gone[~_member(gone, _shared_rest(hashed, id_cols, kept_column, original))])
+    for i, c in enumerate(id_cols):
+        gone = _sorted_unique(hashed[c])
+        if c not in matched:
+            gone = gone[~_member(gone, _sorted_unique(hash_column(kept_column(original[c]))))]
+        save(f"id.{i}.npy", gone)
+    rows_left = np.load(out / f"{name}.rows.npy", mmap_mode="r")
+    meta.update(rows=int(meta["rows"]) - removed.num_rows, distinct_rows=len(rows_left))
+    p = out / f"{name}.json"
+    p.write_text(json.dumps(meta, indent=2))
+    written.append(p)
+    return written
+
+
+def _shared_rest(hashed: dict[str, np.ndarray], id_cols: list[str], kept_column, original: dict) -> np.ndarray:
+    """Sorted rest-hashes (all columns but the pseudonyms) that some kept row has too: kept rows are
+    narrowed column by column (the removed rows' most varied column first) to those agreeing with some
+    removed row on every column so far."""
+    names = sorted(c for c in hashed if c not in id_cols)
+    order = sorted(names, key=lambda c: -len(_sorted_unique(hashed[c])))
+    candidates = None
+    kept_hashes: dict[str, np.ndarray] = {}
+    for c in order:
+        col = kept_column(original[c])
+        if candidates is not None:
+            col = col.take(pa.array(candidates))
+        h = hash_column(col)
+        hit = _member(h, _sorted_unique(hashed[c]))
+        candidates = np.flatnonzero(hit) if candidates is None else candidates[hit]
+        kept_hashes = {k: v[hit] for k, v in kept_hashes.items()}
+        kept_hashes[c] = h[hit]
+        if len(candidates) == 0:
+            return np.empty(0, np.uint64)
+    return _sorted_unique(combine([kept_hashes[n] for n in names]))
+
+
 def remove(state_dir, project: str, dataset: str) -> None:
     """Delete one dataset's fingerprints (used when an import is rolled back)."""
     folder = paths.fingerprints(Path(state_dir), project)

@@ -9,7 +9,15 @@ from enclave import db, secrets_store
 from enclave import settings as settings_mod
 from hub import hubconfig
 from hub.auth import authenticator, oidc, roles, sessions
-from hub.services import access_reconciler, egress, egress_guard, notifier, package_index, refusal_reports
+from hub.services import (
+    access_reconciler,
+    egress,
+    egress_guard,
+    notifier,
+    package_index,
+    refusal_reports,
+    transparency,
+)
 from hub.spawn import spawner
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -28,6 +36,7 @@ CONFIGURERS = [
     package_index,  # [packages] enabled: the offline package index on every project gateway
     access_reconciler,  # access-reconciler service: stops servers whose access has ended
     notifier,  # e-mail notifications through the site's SMTP relay ([mail]; off when unset)
+    transparency,  # [transparency] enabled: the public register at /services/transparency/ (no login)
     sessions,  # DELETE /hub/api/enclave/sessions/<name>: ending access ends cookies and tokens
     refusal_reports,  # POST /hub/api/enclave/refusals: notebook servers report refused downloads
     oidc,  # [oidc] enabled: institutional SSO + enclave TOTP step (replaces the authenticator)

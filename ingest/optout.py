@@ -334,7 +334,8 @@ def _apply_project(settings: Settings, actor: str, slug: str) -> Applied | None:
                     continue
                 stage = data_dir / f".optout-{secrets.token_hex(6)}"
                 stage.mkdir(mode=0o700)
-                n, _ = _rewrite(parquet, stage / parquet.name, cols, manifest, stage / "fp")
+                n = _rewrite(parquet, stage / parquet.name, cols, manifest, paths.fingerprints(state, slug),
+                             stage / "fp")
                 staged.append((name, stage, manifest, n, parquet))
                 removed[name] = n
             if not staged:
@@ -385,31 +386,30 @@ def _matches(parquet: Path, cols: dict[str, pa.Array]) -> int:
     return n
 
 
-def _rewrite(parquet: Path, out: Path, cols: dict[str, pa.Array], manifest: dict, fp_folder: Path) -> tuple[int, int]:
-    """Write the file without the objecting people's records, and the fingerprints of what stays."""
+def _rewrite(parquet: Path, out: Path, cols: dict[str, pa.Array], manifest: dict, fp_in: Path,
+             fp_out: Path) -> int:
+    """Write the file without the objecting people's records, and the fingerprints of what stays
+    (enclave.fingerprints.erase: only the removed records are hashed). Returns how many were removed."""
     source = pq.ParquetFile(parquet)
-    fp = fingerprints.FingerprintWriter(manifest["dataset"], source.schema_arrow.names,
-                                        manifest.get("pseudonymised") or [])
-    removed = kept = 0
+    removed = []
     with pq.ParquetWriter(out, source.schema_arrow) as writer:
         for batch in source.iter_batches(batch_size=BATCH):
             drop = _mask(batch, cols)
-            n = pc.sum(drop).as_py() or 0
-            if n:
+            if pc.any(drop).as_py():
+                removed.append(batch.filter(drop))
                 batch = batch.filter(pc.invert(drop))
-                removed += n
             writer.write_batch(batch)
-            fp.add(batch)
-            kept += batch.num_rows
-    fp.write(fp_folder)
-    return removed, kept
+    gone = pa.Table.from_batches(removed, schema=source.schema_arrow)
+    fingerprints.erase(fp_in, fp_out, manifest["dataset"], gone,
+                       lambda c: pq.read_table(out, columns=[c]).column(0), matched=cols)
+    return gone.num_rows
 
 
 def _publish(stage: Path, data_dir: Path, name: str, fp_dir: Path) -> None:
     """Fingerprints, then the manifest, then the Parquet file last (each an atomic rename): a server
     opening the file afterwards reads the new version; one that has it open reads the old to the end."""
-    fp_dir.mkdir(parents=True, exist_ok=True)
-    for p in sorted((stage / "fp").iterdir(), key=lambda p: p.suffix == ".json"):
+    staged_fp = sorted((stage / "fp").iterdir(), key=lambda p: p.suffix == ".json") if (stage / "fp").is_dir() else []
+    for p in staged_fp:
         os.replace(p, fp_dir / p.name)
     for fname in (f"{name}.manifest.json", f"{name}.parquet"):
         os.chmod(stage / fname, 0o644)

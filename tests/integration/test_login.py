@@ -161,3 +161,23 @@ def test_the_home_page_shows_what_applies_to_the_role(shared_env, shared_hub, ro
     r = _fresh(shared_hub, user)
     _lands_home(r, shared_hub, user.username)
     assert shows in r.text and hides not in r.text
+
+
+def test_the_public_register_needs_no_login_and_shows_no_person(shared_env, shared_hub, tmp_path):
+    """The transparency register is published by the hub's proxy to anyone; the people of the enclave
+    are not on it."""
+    from enclave import projects
+
+    with db.transaction(shared_env.db_url) as s:
+        projects.create(s, "test", "register", str(tmp_path), purpose="Public purpose of the study")
+        accounts.add(s, "test", "regann", accounts.Role.researcher, 24)
+        projects.add_member(s, "test", "register", "regann")
+    for _ in range(60):  # the hub starts its managed services in the background
+        r = requests.get(shared_hub.url + "/services/transparency/", timeout=30, allow_redirects=False)
+        if r.status_code == 200:
+            break
+        time.sleep(1)
+    assert r.status_code == 200 and "Public purpose of the study" in r.text
+    assert "regann" not in r.text
+    signed = requests.get(shared_hub.url + "/services/transparency/register.json", timeout=30).json()
+    assert signed["signature"]["alg"] == "Ed25519" and signed["register"]["audit"]["head"]["seq"] > 0

@@ -177,3 +177,32 @@ def test_an_objection_recorded_during_an_import_stops_its_publication(cli, two_p
     assert cli("optout", "add", "--id-column", "nir", str(_objections_file(tmp_path, OBJECTOR)))[0] == 0
     with db.transaction(enclave_env.db_url) as s, pytest.raises(Conflict, match="run the import again"):
         f.check_unchanged(s)
+
+
+def test_erased_fingerprints_equal_those_of_the_data_that_stays(tmp_path):
+    """Taking rows out of the fingerprints without re-hashing what stays gives exactly the fingerprints
+    of the remaining rows, even when a kept row shares everything but the pseudonym with a removed one,
+    or holds the objector's pseudonym in another column."""
+    import numpy as np
+
+    table = pa.table({
+        "nir": ["PA", "PA", "PB", "PC", "PD"],
+        "mother": ["PM", "PN", "PA", "PM", None],  # PA (the objector) is also a mother in a kept row
+        "age": [40, 41, 40, 52, 40], "ward": ["icu", "onco", "icu", "icu", "icu"],
+        "note": ["x", "y", "x", "z", "x"],  # PB's and PD's rows equal PA's first row but for the pseudonyms
+    })
+    cols, ids = table.column_names, ["nir", "mother"]
+    full = fingerprints.FingerprintWriter("d", cols, ids)
+    full.add(table.to_batches()[0])
+    full.write(tmp_path / "before")
+    drop = pa.array([v == "PA" for v in table.column("nir").to_pylist()])
+    kept, gone = table.filter(pa.compute.invert(drop)), table.filter(drop)
+    expected = fingerprints.FingerprintWriter("d", cols, ids)
+    expected.add(kept.to_batches()[0])
+    expected.write(tmp_path / "expected")
+    fingerprints.erase(tmp_path / "before", tmp_path / "after", "d", gone, kept.column, matched=["nir"])
+    for f in sorted(p.name for p in (tmp_path / "expected").iterdir()):
+        if f.endswith(".npy"):
+            assert np.array_equal(np.load(tmp_path / "after" / f), np.load(tmp_path / "expected" / f)), f
+    meta = json.loads((tmp_path / "after" / "d.json").read_text())
+    assert (meta["rows"], meta["distinct_rows"]) == (3, 3)

@@ -11,12 +11,13 @@ import shutil
 import tarfile
 import uuid
 
+import pyarrow as pa
 import pytest
 
 from enclave import paths
 
 from hub.spawn.hardening import Policy, tmpfs_options
-from ingest import keys
+from ingest import keys, optout
 
 pytestmark = pytest.mark.integration
 IMAGE = "enclave-base:bookworm"
@@ -47,6 +48,14 @@ def test_key_is_not_visible_in_a_project_container(cli, enclave_env, tmp_path, d
     key = keys.read(enclave_env.state_dir, "cardio")
     key_file = keys.key_path(enclave_env.state_dir, "cardio")
     assert key is not None and key_file.exists()
+    # an objection, applied: the opt-out register and its key stay on the host too
+    objections = tmp_path / "objections.csv"
+    objections.write_text("nir\n1850000007\n")
+    assert cli("optout", "add", "--id-column", "nir", str(objections))[0] == 0
+    assert cli("optout", "apply")[0] == 0
+    optout_key_file = enclave_env.state_dir / "secrets" / optout.KEY_FILE
+    optout_key = optout_key_file.read_bytes()
+    digest = optout.digests(pa.array(["1850000007"]), optout_key)[0].as_py()
 
     workspace = paths.workspace(enclave_env.state_dir, "cardio", "ann")
     workspace.mkdir(parents=True)
@@ -84,13 +93,15 @@ def test_key_is_not_visible_in_a_project_container(cli, enclave_env, tmp_path, d
         seen = _tree_bytes(container, "/data") | _tree_bytes(container, "/home/jovyan/work")
         assert any(n.endswith("stays.parquet") for n in seen) and any(n.endswith("notes.txt") for n in seen)
         for fname, content in seen.items():
-            assert key not in content, fname
-            assert key.hex().encode() not in content.lower(), fname
+            for secret in (key, optout_key, digest):
+                assert secret not in content, fname
+                assert secret.hex().encode() not in content.lower(), fname
         code, out = sh(f"grep -rilF {key.hex()} /data /home/jovyan/work; echo rc=$?")
         assert out.strip().endswith("rc=1"), out  # grep found nothing
         # the key's host path, its folder and any *.key file do not exist inside the container
         code, out = sh(f"test -e {key_file} && echo present; test -e {key_file.parent} && echo dir-present; "
-                       "find / -xdev -name 'cardio.key' 2>/dev/null; echo done")
+                       f"test -e {optout_key_file} && echo optout-present; "
+                       "find / -xdev \\( -name 'cardio.key' -o -name 'optout.key' -o -name '*.sqlite' \\) 2>/dev/null; echo done")
         assert out.strip() == "done", out
         # and the data folder cannot be written to
         code, out = sh("touch /data/x 2>&1; echo rc=$?")

@@ -148,17 +148,14 @@ def add(settings: Settings, actor: str, id_column: str, values) -> Change:
     """Record objections (one or many identifiers of kind `id_column`); audited with counts only."""
     kind = check_kind(settings, id_column)
     arr, empty = _distinct(values)
-    key = site_key(settings.state_dir)
-    digs = digests(arr, key)
-    as_given, _ = _variants(arr)
-    by_digest: dict[bytes, set[str]] = {}
-    for d, text, raw in zip(digs.to_pylist(), as_given.to_pylist(), _variants(arr)[1].to_pylist()):
+    as_given, canonical = _variants(arr)
+    by_digest: dict[bytes, set[str]] = {}  # digest -> the forms whose pseudonyms to compute
+    for d, text, canon in zip(digests(arr, site_key(settings.state_dir)).to_pylist(), as_given.to_pylist(),
+                              canonical.to_pylist()):
         if d is not None:
-            by_digest.setdefault(d, set()).update({text, raw})
+            by_digest.setdefault(d, set()).update({text, canon})
     with db.transaction(settings.database_url) as session:
-        existing = {o.digest: o for o in session.execute(
-            select(Objection).where(Objection.kind == kind, Objection.digest.in_(list(by_digest)))).scalars()} \
-            if by_digest else {}
+        existing = {bytes(o.digest): o for o in _registered(session, kind, by_digest)}
         fresh: list[tuple[Objection, set[str]]] = []
         for d, forms in by_digest.items():
             o = existing.get(d)
@@ -172,10 +169,8 @@ def add(settings: Settings, actor: str, id_column: str, values) -> Change:
             fresh.append((o, forms))
         session.flush()
         keyed = _keyed_projects(session, settings.state_dir)
-        for slug, pkey in keyed:
-            forms = sorted({f for _, fs in fresh for f in fs})
-            if not forms:
-                break
+        forms = sorted({f for _, fs in fresh for f in fs})
+        for slug, pkey in keyed if forms else ():
             pseud = dict(zip(forms, pseudonym.pseudonymise(pa.array(forms, pa.string()), pkey).to_pylist()))
             for o, fs in fresh:
                 for p in sorted({pseud[f] for f in fs}):
@@ -194,9 +189,7 @@ def withdraw(settings: Settings, actor: str, id_column: str, values) -> Change:
     arr, empty = _distinct(values)
     wanted = {d for d in digests(arr, site_key(settings.state_dir)).to_pylist() if d is not None}
     with db.transaction(settings.database_url) as session:
-        found = list(session.execute(select(Objection).where(
-            Objection.kind == kind, Objection.digest.in_(list(wanted)), Objection.withdrawn_at.is_(None))).scalars()) \
-            if wanted else []
+        found = [o for o in _registered(session, kind, wanted) if o.withdrawn_at is None]
         now = clock.now()
         for o in found:
             o.withdrawn_at = now
@@ -207,6 +200,16 @@ def withdraw(settings: Settings, actor: str, id_column: str, values) -> Change:
         audit.record(session, actor, "optout.withdraw", kind, {
             "withdrawn": change.changed, "not_registered": change.unchanged, "empty": empty})
     return change
+
+
+def _registered(session, kind: str, wanted: Iterable[bytes], chunk: int = 5000) -> list[Objection]:
+    """The register's rows for these digests (asked in chunks: databases cap bound parameters)."""
+    wanted = list(wanted)
+    out: list[Objection] = []
+    for i in range(0, len(wanted), chunk):
+        out.extend(session.execute(select(Objection).where(
+            Objection.kind == kind, Objection.digest.in_(wanted[i:i + chunk]))).scalars())
+    return out
 
 
 def _keyed_projects(session, state_dir: Path) -> list[tuple[str, bytes]]:

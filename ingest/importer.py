@@ -30,8 +30,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy import select
 
-from enclave import audit, clock, csv_types, db, fingerprints, paths, permissions, projects
-from enclave.errors import Conflict, Invalid
+from enclave import audit, clock, csv_types, db, fingerprints, notify, paths, permissions, projects
+from enclave.errors import Conflict, EnclaveError, Invalid
+from enclave.models import Role
 from enclave.permissions import ProjectState
 from enclave.settings import Settings
 
@@ -259,7 +260,26 @@ def _final_paths(data_dir: Path, name: str) -> list[Path]:
 # --- the import ------------------------------------------------------------------------------------
 
 def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> ImportResult:
-    """Run one import end to end; raises EnclaveError (nothing written) when refused."""
+    """Run one import end to end; raises EnclaveError (nothing written) when refused, and then admins
+    are told that it was refused (not why: the reason can name columns and files)."""
+    try:
+        return _import_dataset(settings, actor, req)
+    except EnclaveError as exc:
+        _tell_admins_refused(settings, actor, req.project, exc)
+        raise
+
+
+def _tell_admins_refused(settings: Settings, actor: str, project: str, exc: EnclaveError) -> None:
+    where = f"project {project}" if projects.SLUG_RE.match(project or "") else "an unknown project"
+    with db.transaction(settings.database_url) as session:
+        notify.queue(session, notify.people_with_role(session, [Role.admin]), "data.import_refused",
+                     f"An import into {where} was refused",
+                     f"An import of a file into {where}, run by {actor} at "
+                     f"{clock.now():%Y-%m-%d %H:%M} UTC, was refused ({exc.reason}). Nothing was written; the "
+                     "command told the person who ran it why.", link="/hub/home")
+
+
+def _import_dataset(settings: Settings, actor: str, req: ImportRequest) -> ImportResult:
     name = _check_name(req.name or default_name(req.source))
     with db.transaction(settings.database_url) as session:
         project = _project_for_import(session, req.project)

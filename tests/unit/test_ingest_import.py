@@ -291,3 +291,24 @@ def test_risk_command_reports_without_importing(cli, project, tmp_path):
     assert code == 0, err
     assert "k=1" in out and "ABOVE THRESHOLD" in out and "leave out age: k=7" in out
     assert (out_dir / "risky.risk.html").exists() and list(project["cardio"].iterdir()) == []
+
+
+def test_admins_are_told_of_a_refused_import_without_its_details(cli, project, tmp_path, enclave_env):
+    from enclave import notify
+    from enclave.models import Notification
+    from tests.support.users import enrolled_user
+
+    for name, role in (("ada", "admin"), ("rita", "researcher")):
+        enrolled_user(enclave_env.settings, name, role)
+        with db.transaction(enclave_env.db_url) as s:
+            notify.set_preferences(s, "test", name, email=f"{name}@localhost")
+    src = _write_csv(tmp_path / "secret_cohort.csv", _people(), ["nir", "age", "sex", "note"])
+    code, _, err = cli("data", "import", "cardio", str(src), "--id-columns", "diagnosis_code")
+    assert code == 2 and "diagnosis_code" in err  # the person who ran it is told why
+    with db.transaction(enclave_env.db_url) as s:
+        notes = [(n.username, n.kind, n.subject, n.body) for n in s.query(Notification)]
+    assert [(u, k) for u, k, *_ in notes] == [("ada", "data.import_refused")]
+    _, _, subject, body = notes[0]
+    assert "project cardio" in subject
+    for detail in ("diagnosis_code", "secret_cohort", "nir", "1850"):
+        assert detail not in subject + body

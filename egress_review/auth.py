@@ -61,13 +61,15 @@ async def check_csrf(request: Request, ident: Identity) -> None:
 class HubOAuthGate:
     """Identify people with JupyterHub's OAuth provider (configured from the JUPYTERHUB_* environment)."""
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, cookie: str = "egress-session", what: str = "the review service"):
+        """`cookie` names the session cookie (each service its own), `what` the service in refusals."""
         from jupyterhub.services.auth import HubOAuth
 
         self.prefix = prefix.rstrip("/") + "/"
         self.hub_auth = HubOAuth(cache_max_age=60)
-        self.cookie = "egress-session"
-        self.state_cookie = "egress-oauth-state"
+        self.cookie = cookie
+        self.state_cookie = cookie.removesuffix("-session") + "-oauth-state"
+        self.what = what
 
     def _secure(self, request: Request) -> bool:
         proto = request.headers.get("x-forwarded-proto", request.url.scheme)
@@ -86,7 +88,7 @@ class HubOAuthGate:
             return None
         required = self.hub_auth.access_scopes
         if required and not check_scopes(required, set(model.get("scopes", []))):
-            raise PermissionDenied("your hub account is not allowed to use the review service",
+            raise PermissionDenied(f"your hub account is not allowed to use {self.what}",
                                    reason="no_access_scope")
         return Identity(model["name"], via_cookie, csrf_for(token))
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, selectinload
 from enclave import accounts, audit, clock, db, network, permissions, projects, secrets_store
 from enclave.errors import PermissionDenied
 from enclave.hubapi import HubAPI, HubRefused, HubUnavailable, RunningServer
-from enclave.models import Account, Project, ProjectStatus
+from enclave.models import Account, Project, ProjectStatus, Role
 
 SERVICE = "access-reconciler"
 ACTOR = f"service:{SERVICE}"
@@ -209,6 +209,15 @@ def disable_account(settings, actor: str, username: str, *, out=None) -> None:
         accounts.disable(session, actor, username)
     print(f"disabled '{username}'", file=out or sys.stdout)
     end_access_now(settings, actor, username, "account_disabled", out=out)
+
+
+def change_role(settings, actor: str, username: str, role: Role, *, out=None) -> None:
+    """Give a person another role: their servers stop and their sessions end, so the new role's
+    scopes apply from their next login."""
+    with db.transaction(settings.database_url) as session:
+        accounts.set_role(session, actor, username, role)
+    print(f"'{username}' is now a {role.value}", file=out or sys.stdout)
+    end_access_now(settings, actor, username, "role_changed", out=out)
 
 
 def reset_mfa(settings, actor: str, username: str, *, out=None) -> str:

@@ -55,6 +55,11 @@ def issue_enrolment(session: Session, account: Account, valid_hours: float) -> s
     return token
 
 
+def enrolment_url(settings, token: str) -> str:
+    """The one-time link a person enrols with (shown once, by the command or the admin page)."""
+    return f"{settings.public_url}/hub/enrol/{token}"
+
+
 def add(session: Session, actor: str, username: str, role: Role, valid_hours: float) -> tuple[Account, str]:
     """New pending account and its enrolment token."""
     if not USERNAME_RE.match(username):
@@ -108,4 +113,33 @@ def disable(session: Session, actor: str, username: str) -> Account:
         raise Invalid(f"user '{username}' is already disabled")
     account.status = AccountStatus.disabled
     audit.record(session, actor, "user.disable", username)
+    return account
+
+
+def enable(session: Session, actor: str, username: str) -> Account:
+    """Re-enable a disabled account: active again if it had enrolled, else pending (its link is gone:
+    reset its MFA to give it a new one)."""
+    account = get(session, username)
+    if account.status != AccountStatus.disabled:
+        raise Invalid(f"user '{username}' is not disabled")
+    enrolled = bool(account.totp_secret and account.enrolled_at)
+    account.status = AccountStatus.active if enrolled else AccountStatus.pending
+    account.failed_logins, account.locked_until = 0, None
+    audit.record(session, actor, "user.enable", username, {"status": account.status.value})
+    return account
+
+
+def set_role(session: Session, actor: str, username: str, role: Role) -> Account:
+    """Change a person's role. Only researchers are project members, so a member must leave every
+    project before becoming a steward or an admin."""
+    account = get(session, username)
+    if account.role == role:
+        raise Invalid(f"'{username}' is already a {role.value}")
+    if role != Role.researcher and account.memberships:
+        slugs = ", ".join(sorted(m.project.slug for m in account.memberships))
+        raise Invalid(f"'{username}' is a member of {slugs}; remove them from those projects before making "
+                      f"them a {role.value} (only researchers are members)")
+    old = account.role
+    account.role = role
+    audit.record(session, actor, "user.role", username, {"from": old.value, "to": role.value})
     return account

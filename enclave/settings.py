@@ -614,6 +614,21 @@ class MailSection(Configurable):
         return bool(self.smtp_host)
 
 
+class AdminSection(Configurable):
+    """[admin]: the admin pages (people, projects, datasets, audit log) at /services/admin/."""
+
+    enabled = Bool(
+        True,
+        help="Serve the admin pages through the hub (admins only, behind the hub's login with MFA). "
+        "false leaves the `enclave` command as the only way to administer.",
+    ).tag(config=True)
+    port = Integer(8095, help="Loopback port of the admin pages service (the hub's proxy publishes it).").tag(config=True)
+
+    @validate("port")
+    def _valid_port(self, proposal):
+        return _between(proposal, 1, 65535)
+
+
 class OptoutSection(Configurable):
     """[optout]: patients' objections to the reuse of their data (see docs/optout.md)."""
 
@@ -724,6 +739,7 @@ SECTIONS: dict[str, type[Configurable]] = {
     "packages": PackagesSection,
     "imports": ImportsSection,
     "mail": MailSection,
+    "admin": AdminSection,
     "optout": OptoutSection,
     "transparency": TransparencySection,
 }

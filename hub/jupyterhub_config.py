@@ -11,6 +11,7 @@ from hub import hubconfig
 from hub.auth import authenticator, oidc, roles, sessions
 from hub.services import (
     access_reconciler,
+    admin,
     egress,
     egress_guard,
     notifier,
@@ -33,6 +34,7 @@ CONFIGURERS = [
     egress_guard,  # host guard: kernel meters, its HTTP proxy (HAProxy) and the service keeping the record
     authenticator,  # password + TOTP login, enrolment page
     egress,  # output review service at /services/egress/ (HubOAuth)
+    admin,  # [admin] enabled: the admin pages at /services/admin/ (HubOAuth, admins only)
     package_index,  # [packages] enabled: the offline package index on every project gateway
     access_reconciler,  # access-reconciler service: stops servers whose access has ended
     notifier,  # e-mail notifications through the site's SMTP relay ([mail]; off when unset)

@@ -108,7 +108,7 @@ def create(settings, actor: str = "demo") -> list[DemoUser]:
                         sponsor="Demo site", approval="demonstration data, no approval needed")
         for name, role in DEMO_PEOPLE:
             account, token = accounts.add(s, actor, name, role, settings.auth.enrolment_valid_hours)
-            people.append(DemoUser(name, role.value, f"{settings.public_url}/hub/enrol/{token}"))
+            people.append(DemoUser(name, role.value, accounts.enrolment_url(settings, token)))
             if role == Role.researcher:
                 projects.add_member(s, actor, DEMO_PROJECT, name)
         audit.record(s, actor, "demo.create", DEMO_PROJECT, {"people": [p.username for p in people]})

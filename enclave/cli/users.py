@@ -34,10 +34,6 @@ def register(sub) -> None:
     n.set_defaults(func=_notify)
 
 
-def enrolment_url(settings, token: str) -> str:
-    return f"{settings.public_url}/hub/enrol/{token}"
-
-
 def _add(args) -> int:
     s = load(args)
     role = accounts.parse_role(args.role)
@@ -47,7 +43,7 @@ def _add(args) -> int:
             notify.set_preferences(session, actor(), args.name, email=args.email)
     print(f"created {account.role.value} '{account.username}'; enrolment link valid "
           f"{s.auth.enrolment_valid_hours:g} h, usable once:")
-    print(enrolment_url(s, token))  # last, so scripts can take the link from the last line
+    print(accounts.enrolment_url(s, token))  # last, so scripts can take the link from the last line
     return 0
 
 
@@ -75,7 +71,7 @@ def _reset_mfa(args) -> int:
     token = access.reset_mfa(s, actor(), args.name)
     print(f"reset MFA of '{args.name}': old codes and recovery codes no longer work; the account must "
           f"enrol again with this link (valid {s.auth.enrolment_valid_hours:g} h, usable once):")
-    print(enrolment_url(s, token))
+    print(accounts.enrolment_url(s, token))
     return 0
 
 

@@ -39,21 +39,24 @@ def auth_model(username: str, role: str) -> dict:
     return {"name": username, "admin": False, "groups": [role]}
 
 
-def roles(extra_user_scopes=()) -> list[dict]:
+def roles(extra_user_scopes=(), extra_admin_scopes=()) -> list[dict]:
     """The roles; `extra_user_scopes` (what other configurers granted every user, e.g. the review
-    service's access scope) join the user role, as JupyterHub ignores them once that role is defined."""
+    service's access scope) join the user role, as JupyterHub ignores them once that role is defined;
+    `extra_admin_scopes` (the admin pages' access scope) join the enclave-admin role."""
     user_scopes = list(USER_SCOPES) + sorted(set(extra_user_scopes) - set(USER_SCOPES))
     return [
         {"name": "user", "description": "Enclave person: own servers only", "scopes": user_scopes},
         {"name": ADMIN_ROLE, "description": "Enclave admin: people and servers listed, no data",
-         "scopes": list(ADMIN_SCOPES), "groups": ["admin"]},
+         "scopes": list(ADMIN_SCOPES) + list(extra_admin_scopes), "groups": ["admin"]},
     ]
 
 
 def configure(c, s) -> None:
     """Runs after every other configurer (it reads the extra_user_scopes they set)."""
     extra = set(c.JupyterHub.get("extra_user_scopes") or ())
-    mine = roles(extra)
+    from hub.services import admin as admin_pages
+
+    mine = roles(extra, admin_pages.admin_scopes(s))
     names = {r["name"] for r in mine}
     c.JupyterHub.load_roles = [r for r in config_list(c.JupyterHub, "load_roles") if r.get("name") not in names] + mine
     c.Authenticator.admin_users = set()  # (JupyterHub creates the "admin" group the role names if missing)

@@ -31,11 +31,19 @@ def test_configure_replaces_the_default_user_role_and_keeps_other_roles():
     c.JupyterHub.load_roles = [{"name": "idle-culler", "scopes": ["list:users"]}, {"name": "user", "scopes": ["self"]}]
     c.Authenticator.admin_users = {"root"}
     c.JupyterHub.extra_user_scopes = {"access:services!service=egress"}
-    roles.configure(c, None)
-    roles.configure(c, None)  # idempotent
+    from enclave.settings import Settings
+
+    roles.configure(c, Settings())
+    roles.configure(c, Settings())  # idempotent
     names = [r["name"] for r in c.JupyterHub.load_roles]
     assert names == ["idle-culler", "user", roles.ADMIN_ROLE]
     assert c.Authenticator.admin_users == set()
     # JupyterHub ignores extra_user_scopes once the user role is defined: they move into it
     user = c.JupyterHub.load_roles[1]
     assert user["scopes"] == roles.USER_SCOPES + ["access:services!service=egress"]
+    # only admins may reach the admin pages; with them off, nobody has the scope
+    assert c.JupyterHub.load_roles[2]["scopes"] == roles.ADMIN_SCOPES + ["access:services!service=admin"]
+    assert "access:services!service=admin" not in user["scopes"]
+    c2 = Config()
+    roles.configure(c2, Settings({"admin": {"enabled": False}}))
+    assert c2.JupyterHub.load_roles[-1]["scopes"] == roles.ADMIN_SCOPES

@@ -72,12 +72,14 @@ def detail(request: Request, slug: str, ctx: Ctx = Depends(admin)):
         datasets = [_dataset(d) for d in s.execute(select(Dataset).where(Dataset.project_id == p.id)
                                                    .order_by(Dataset.imported_at)).scalars()]
         b = volumes.bounds_for(p, ctx.settings.guard)
+        sp = ctx.settings.spawner
         info = {"slug": p.slug, "title": p.title, "status": p.status.value, "start": p.start_date,
                 "end": p.end_date, "data_dir": p.data_dir, "purpose": p.purpose, "sponsor": p.sponsor,
                 "approval": p.approval, "min_cell_count": p.min_cell_count,
                 "bounds": {"burst_mib": b.burst_bytes // volumes.MIB,
                            "sustained_kib_per_s": b.sustained_bytes_per_s // 1024,
-                           "daily_mib": b.daily_bytes // volumes.MIB, "terminals": b.terminals}}
+                           "daily_mib": b.daily_bytes // volumes.MIB, "terminals": b.terminals},
+                "mem_limit": p.mem_limit or f"{sp.mem_limit} (site)", "cpu_limit": p.cpu_limit or f"{sp.cpu_limit:g} (site)"}
     return page(request, ctx, "admin_project.html", p=info, members=members,
                 candidates=[c for c in candidates if c not in members], datasets=datasets)
 
@@ -118,7 +120,16 @@ def set_status(request: Request, slug: str, status: str = Form(...), ctx: Ctx = 
 
 @router.post("/projects/{slug}/limits")
 def limits(request: Request, slug: str, burst_mib: str = Form(""), sustained_kib_per_s: str = Form(""),
-           daily_mib: str = Form(""), terminals: str = Form(""), ctx: Ctx = Depends(admin)):
+           daily_mib: str = Form(""), terminals: str = Form(""), mem_limit: str = Form(""), cpu_limit: str = Form(""),
+           ctx: Ctx = Depends(admin)):
+    container = {}
+    if mem_limit.strip():
+        container["mem_limit"] = projects.SITE if mem_limit.strip() == "site" else mem_limit.strip()
+    if cpu_limit.strip():
+        try:
+            container["cpu_limit"] = projects.SITE if cpu_limit.strip() == "site" else float(cpu_limit)
+        except ValueError:
+            raise Invalid(f"'{cpu_limit}' is neither a number of CPUs nor 'site'") from None
     changes = {}
     for key, value in (("guard_burst_mib", burst_mib), ("guard_sustained_kib_per_s", sustained_kib_per_s),
                        ("guard_daily_mib", daily_mib)):
@@ -132,9 +143,12 @@ def limits(request: Request, slug: str, burst_mib: str = Form(""), sustained_kib
                 raise Invalid(f"'{value}' is neither a whole number nor 'site'") from None
     if terminals in ("on", "off", "site"):
         changes["terminals"] = {"on": True, "off": False, "site": projects.SITE}[terminals]
-    if not changes:
+    if not changes and not container:
         raise Invalid("say what to change", reason="nothing_to_do")
     with db.transaction(ctx.url) as s:
-        projects.set_guard_bounds(s, ctx.actor, slug, **changes)
-    return page(request, ctx, "admin_done.html", said=[f"bounds of '{slug}' changed; servers started from now on get them"],
+        if changes:
+            projects.set_guard_bounds(s, ctx.actor, slug, **changes)
+        if container:
+            projects.set_container_limits(s, ctx.actor, slug, **container)
+    return page(request, ctx, "admin_done.html", said=[f"limits of '{slug}' changed; servers started from now on get them"],
                 back=f"{ctx.prefix}/projects/{slug}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from enclave import audit, clock
+from enclave import audit, clock, units
 from enclave.errors import Conflict, Invalid, NotFound
 from enclave.models import DEFAULT_MIN_CELL_COUNT, Account, AccountStatus, Membership, Project, ProjectStatus, Role
 
@@ -108,6 +108,38 @@ def set_guard_bounds(session: Session, actor: str, slug: str, **changes) -> Proj
         done[key] = value
     if done:
         audit.record(session, actor, "project.guard_bounds", slug, done)
+    return project
+
+
+MIN_MEM_BYTES = 256 * 1024**2
+
+
+def set_container_limits(session: Session, actor: str, slug: str, *, mem_limit=None, cpu_limit=None) -> Project:
+    """Set a project's own memory ('8G') and CPU (2.0) limits for its notebook containers (SITE: the
+    [spawner] value again; None: unchanged); audited. Servers started from now on get them."""
+    project = get(session, slug)
+    if project.status == ProjectStatus.closed:
+        raise Invalid(f"project '{slug}' is closed; its limits cannot change")
+    done = {}
+    if mem_limit is not None:
+        if mem_limit is SITE:
+            project.mem_limit = None
+        else:
+            try:
+                size = units.parse_bytes(mem_limit)
+            except ValueError as exc:
+                raise Invalid(str(exc)) from None
+            if size < MIN_MEM_BYTES:
+                raise Invalid(f"memory limit {mem_limit} is below 256 MiB; a notebook server does not start in less")
+            project.mem_limit = str(mem_limit).strip()
+        done["mem_limit"] = project.mem_limit
+    if cpu_limit is not None:
+        if cpu_limit is not SITE and not (0 < float(cpu_limit) <= 256):
+            raise Invalid("the CPU limit is a number of CPUs above 0, e.g. 2 or 0.5")
+        project.cpu_limit = None if cpu_limit is SITE else float(cpu_limit)
+        done["cpu_limit"] = project.cpu_limit
+    if done:
+        audit.record(session, actor, "project.container_limits", slug, done)
     return project
 
 

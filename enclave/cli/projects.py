@@ -7,6 +7,7 @@ import argparse
 from enclave import access, db, projects, volumes
 from enclave.cli.context import load
 from enclave.cli.util import actor, parse_date, print_table
+from enclave.errors import Invalid
 from enclave.models import DEFAULT_MIN_CELL_COUNT, ProjectStatus
 
 
@@ -43,6 +44,8 @@ def register(sub) -> None:
     for flag in ("--burst-mib", "--sustained-kib-per-s", "--daily-mib"):
         g.add_argument(flag, type=_number_or_site, metavar="N|site")
     g.add_argument("--terminals", choices=["on", "off", "site"])
+    g.add_argument("--mem", metavar="SIZE|site", help="memory per notebook server, e.g. 8G ([spawner] mem_limit)")
+    g.add_argument("--cpus", metavar="N|site", help="CPUs per notebook server, e.g. 2 ([spawner] cpu_limit)")
     g.set_defaults(func=_limits)
 
 
@@ -61,9 +64,19 @@ def _limits(args) -> int:
                if getattr(args, k) is not None}
     if args.terminals is not None:
         changes["terminals"] = {"on": True, "off": False, "site": projects.SITE}[args.terminals]
+    container = {}
+    if args.mem:
+        container["mem_limit"] = projects.SITE if args.mem == "site" else args.mem
+    if args.cpus:
+        try:
+            container["cpu_limit"] = projects.SITE if args.cpus == "site" else float(args.cpus)
+        except ValueError:
+            raise Invalid(f"--cpus '{args.cpus}' is neither a number nor 'site'") from None
     with db.transaction(s.database_url) as session:
         project = projects.set_guard_bounds(session, actor(), args.slug, **changes) if changes \
             else projects.get(session, args.slug)
+        if container:
+            projects.set_container_limits(session, actor(), args.slug, **container)
         b = volumes.bounds_for(project, s.guard)
         own = {k: getattr(project, k) is not None for k in projects.GUARD_BOUNDS}
     mark = {True: "project", False: "site"}
@@ -72,6 +85,8 @@ def _limits(args) -> int:
         ("sustained", f"{b.sustained_bytes_per_s // 1024} KiB/s", mark[own["guard_sustained_kib_per_s"]]),
         ("daily cap", f"{b.daily_bytes // volumes.MIB} MiB", mark[own["guard_daily_mib"]]),
         ("terminals", "on" if b.terminals else "off", mark[own["terminals"]]),
+        ("memory", project.mem_limit or s.spawner.mem_limit, mark[project.mem_limit is not None]),
+        ("cpus", f"{project.cpu_limit or s.spawner.cpu_limit:g}", mark[project.cpu_limit is not None]),
     ])
     return 0
 

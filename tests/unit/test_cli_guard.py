@@ -28,6 +28,20 @@ def test_project_limits_show_set_and_go_back_to_the_site(cli, enclave_env, tmp_p
         assert s.query(AuditEvent).filter_by(action="project.guard_bounds").count() == 2
 
 
+def test_project_container_limits_set_refused_and_back_to_the_site(cli, enclave_env, tmp_path):
+    assert cli("project", "create", "cardio", "--data", str(tmp_path))[0] == 0
+    code, out, _ = cli("project", "limits", "cardio", "--mem", "8G", "--cpus", "2")
+    assert code == 0 and _rows(out)["memory"] == ["8G", "project"] and _rows(out)["cpus"] == ["2", "project"]
+    for flags, says in ((("--mem", "lots"), "not a memory size"), (("--mem", "1M"), "below 256 MiB"),
+                        (("--cpus", "0"), "above 0"), (("--cpus", "many"), "neither a number")):
+        code, _, err = cli("project", "limits", "cardio", *flags)
+        assert code == 2 and says in err, err
+    code, out, _ = cli("project", "limits", "cardio", "--mem", "site", "--cpus", "site")
+    assert _rows(out)["memory"] == ["4G", "site"] and _rows(out)["cpus"] == ["1", "site"]
+    with db.transaction(enclave_env.db_url) as s:
+        assert s.query(AuditEvent).filter_by(action="project.container_limits").count() == 2
+
+
 def test_volume_list_and_raise(cli, enclave_env, tmp_path):
     assert cli("project", "create", "cardio", "--data", str(tmp_path))[0] == 0
     assert cli("user", "add", "ann", "--role", "researcher")[0] == 0

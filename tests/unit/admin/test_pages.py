@@ -92,6 +92,12 @@ def test_creating_a_project_and_adding_a_member(client, egress, tmp_path):
     r = client.post(P + "/projects/heart/limits", data={"daily_mib": "50", "terminals": "off"}, headers=ADA)
     assert r.status_code == 200 and _events(egress, "project.guard_bounds")[-1][2] == {
         "guard_daily_mib": 50, "terminals": False}
+    r = client.post(P + "/projects/heart/limits", data={"mem_limit": "8G", "cpu_limit": "2"}, headers=ADA)
+    assert r.status_code == 200 and _events(egress, "project.container_limits")[-1][2] == {
+        "mem_limit": "8G", "cpu_limit": 2.0}
+    r = client.post(P + "/projects/heart/limits", data={"mem_limit": "a lot"}, headers=ADA)
+    assert r.status_code == 400 and "not a memory size" in r.text
+    assert "memory 8G, CPUs 2.0" in client.get(P + "/projects/heart", headers=ADA).text
 
 
 def test_the_audit_log_is_searched_and_exported(client, egress):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import re
@@ -29,16 +30,18 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from enclave import audit, clock, csv_types, db, fingerprints, notify, paths, permissions, projects
 from enclave.errors import Conflict, EnclaveError, Invalid
-from enclave.models import Role
+from enclave.models import DEFAULT_MIN_CELL_COUNT, Role
 from enclave.permissions import ProjectState
 from enclave.settings import Settings
 
 from ingest import keys, optout, pseudonym, risk
 from ingest.models import Dataset
 
+log = logging.getLogger(__name__)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CSV_BLOCK = 16 << 20
 PARQUET_BATCH = 131_072
@@ -66,7 +69,7 @@ class ImportResult:
     problems: list[str]
     key_created: bool
     removed_for_objections: int = 0
-    threshold: int = 10  # the project's smallest count shown exactly
+    threshold: int = DEFAULT_MIN_CELL_COUNT  # the project's smallest count shown exactly
 
 
 class RiskTooHigh(Invalid):
@@ -270,13 +273,17 @@ def import_dataset(settings: Settings, actor: str, req: ImportRequest) -> Import
 
 
 def _tell_admins_refused(settings: Settings, actor: str, project: str, exc: EnclaveError) -> None:
+    """Queue the admins' notice; a database that fails here must not hide the refusal itself."""
     where = f"project {project}" if projects.SLUG_RE.match(project or "") else "an unknown project"
-    with db.transaction(settings.database_url) as session:
-        notify.queue(session, notify.people_with_role(session, [Role.admin]), "data.import_refused",
-                     f"An import into {where} was refused",
-                     f"An import of a file into {where}, run by {actor} at "
-                     f"{clock.now():%Y-%m-%d %H:%M} UTC, was refused ({exc.reason}). Nothing was written; the "
-                     "command told the person who ran it why.", link="/hub/home")
+    try:
+        with db.transaction(settings.database_url) as session:
+            notify.queue(session, notify.people_with_role(session, [Role.admin]), "data.import_refused",
+                         f"An import into {where} was refused",
+                         f"An import of a file into {where}, run by {actor} at "
+                         f"{clock.now():%Y-%m-%d %H:%M} UTC, was refused ({exc.reason}). Nothing was written; "
+                         "the command told the person who ran it why.", link="/hub/home")
+    except SQLAlchemyError as db_exc:
+        log.warning("could not queue the admins' notice of a refused import: %s", db_exc)
 
 
 def _import_dataset(settings: Settings, actor: str, req: ImportRequest) -> ImportResult:

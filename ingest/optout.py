@@ -333,6 +333,9 @@ def _apply_project(settings: Settings, actor: str, slug: str) -> Applied | None:
         try:
             for name, manifest, cols in targets:
                 parquet = data_dir / f"{name}.parquet"
+                if not parquet.is_file():
+                    raise Invalid(f"dataset '{name}' of project '{slug}' has no file {parquet}; restore it from "
+                                  "backup and run `enclave optout apply` again (nothing of this project was changed)")
                 if _matches(parquet, cols) == 0:
                     continue
                 stage = data_dir / f".optout-{secrets.token_hex(6)}"

@@ -206,3 +206,13 @@ def test_erased_fingerprints_equal_those_of_the_data_that_stays(tmp_path):
             assert np.array_equal(np.load(tmp_path / "after" / f), np.load(tmp_path / "expected" / f)), f
     meta = json.loads((tmp_path / "after" / "d.json").read_text())
     assert (meta["rows"], meta["distinct_rows"]) == (3, 3)
+
+
+def test_apply_says_which_file_is_missing_and_changes_nothing_of_that_project(cli, two_projects, tmp_path):
+    assert cli("optout", "add", "--id-column", "nir", str(_objections_file(tmp_path, OBJECTOR)))[0] == 0
+    (two_projects["onco"] / "stays.parquet").unlink()
+    manifest_before = (two_projects["onco"] / "stays.manifest.json").read_text()
+    code, _, err = cli("optout", "apply")
+    assert code == 2 and "restore it from backup" in err and "onco" in err
+    assert (two_projects["onco"] / "stays.manifest.json").read_text() == manifest_before
+    assert len(_nirs_in(two_projects["cardio"])) == 57  # the project before it was done

@@ -77,6 +77,18 @@ def test_admin_and_researchers_reach_only_what_their_role_allows(site, enclave_e
         assert me["admin"] is False and me["groups"] == ["admin"]
         assert not {"admin:servers", "access:servers", "tokens", "admin:users"} & set(me.get("scopes", []))
 
+        # the admin pages: the admin gets in through the hub's OAuth; the hub refuses a researcher
+        for _ in range(30):  # the hub starts its managed services in the background
+            r = http_ada.get(f"{hub.url}/services/admin/people", timeout=60)
+            if r.status_code not in (502, 503):
+                break
+            time.sleep(1)
+        assert r.status_code == 200 and 'id="people"' in r.text and ann.username in r.text
+        r = http_ann.get(f"{hub.url}/services/admin/people", timeout=60)
+        assert r.status_code == 403 and 'id="people"' not in r.text
+        r = http_ann.post(f"{hub.url}/services/admin/people/{bob.username}/disable", timeout=60)
+        assert r.status_code in (401, 403)
+
     starts = _events(enclave_env, "notebook.start")
     assert [(e.actor, e.target) for e in starts] == [(ann.username, alpha)]
 

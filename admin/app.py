@@ -12,6 +12,7 @@ from enclave.errors import EnclaveError
 
 from admin import audit_log, people, projects
 from admin.web import TEMPLATES
+from egress_review.app import add_security_headers
 from egress_review.auth import HubOAuthGate, NeedsLogin
 
 log = logging.getLogger(__name__)
@@ -32,14 +33,7 @@ def create_app(settings, gate=None, prefix: str = "/services/admin") -> FastAPI:
         return TEMPLATES.TemplateResponse(request, "admin_error.html", {"prefix": prefix, "error": exc},
                                           status_code=exc.status)
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        resp = await call_next(request)
-        resp.headers.setdefault("Content-Security-Policy", CSP)
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
-        resp.headers.setdefault("Cache-Control", "no-store")  # enrolment links are shown once
-        return resp
+    add_security_headers(app, CSP)  # with no-store: enrolment links are shown once
 
     for router in (people.router, projects.router, audit_log.router):
         app.include_router(router, prefix=prefix)

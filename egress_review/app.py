@@ -23,6 +23,20 @@ log = logging.getLogger(__name__)
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'"
 
 
+def add_security_headers(app: FastAPI, csp: str) -> None:
+    """The headers every answer of an enclave web service carries (this one and the admin pages):
+    its CSP, no sniffing, no referrer outside, and nothing kept in a cache."""
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        resp = await call_next(request)
+        resp.headers.setdefault("Content-Security-Policy", csp)
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+
 def create_app(settings, gate=None, prefix: str = "/services/egress") -> FastAPI:
     """The service at `prefix`; `gate` says who is calling (the hub's OAuth unless a test passes its own)."""
     prefix = "/" + prefix.strip("/")
@@ -50,14 +64,7 @@ def create_app(settings, gate=None, prefix: str = "/services/egress") -> FastAPI
         return TEMPLATES.TemplateResponse(request, "error.html", {"prefix": prefix, "error": exc},
                                           status_code=exc.status)
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        resp = await call_next(request)
-        resp.headers.setdefault("Content-Security-Policy", CSP)
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
-        resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
+    add_security_headers(app, CSP)
 
     app.include_router(api.router, prefix=prefix)
     app.include_router(pages.router, prefix=prefix)

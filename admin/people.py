@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy import func, or_, select
 
 from enclave import access, accounts, db, notify
+from enclave.errors import Invalid
 from enclave.models import Account, AccountStatus, Membership, Project, Role
 
 from admin.web import PAGE_SIZE, Ctx, Said, admin, page
@@ -64,8 +65,16 @@ def add(request: Request, username: str = Form(...), role: str = Form(...), emai
                 link=accounts.enrolment_url(s, token), hours=s.auth.enrolment_valid_hours)
 
 
+def _not_yourself(ctx: Ctx, name: str, what: str) -> None:
+    """An admin does not lock themselves out from the page: another admin, or the command, does that."""
+    if name == ctx.username:
+        raise Invalid(f"you cannot {what} your own account here; ask another admin or use the `enclave` command",
+                      reason="own_account")
+
+
 @router.post("/people/{name}/reset-mfa")
 def reset_mfa(request: Request, name: str, ctx: Ctx = Depends(admin)):
+    _not_yourself(ctx, name, "reset the MFA of")
     said = Said()
     token = access.reset_mfa(ctx.settings, ctx.actor, name, out=said)
     return page(request, ctx, "admin_link.html", name=name, role="", what="reset", said=said.lines(),
@@ -74,6 +83,7 @@ def reset_mfa(request: Request, name: str, ctx: Ctx = Depends(admin)):
 
 @router.post("/people/{name}/disable")
 def disable(request: Request, name: str, ctx: Ctx = Depends(admin)):
+    _not_yourself(ctx, name, "disable")
     said = Said()
     access.disable_account(ctx.settings, ctx.actor, name, out=said)
     return page(request, ctx, "admin_done.html", said=said.lines(), back=f"{ctx.prefix}/people?q={name}")
@@ -91,6 +101,7 @@ def enable(request: Request, name: str, ctx: Ctx = Depends(admin)):
 
 @router.post("/people/{name}/role")
 def role(request: Request, name: str, role: str = Form(...), ctx: Ctx = Depends(admin)):
+    _not_yourself(ctx, name, "change the role of")
     said = Said()
     access.change_role(ctx.settings, ctx.actor, name, accounts.parse_role(role), out=said)
     return page(request, ctx, "admin_done.html", said=said.lines(), back=f"{ctx.prefix}/people?q={name}")

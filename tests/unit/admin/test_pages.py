@@ -66,6 +66,11 @@ def test_disable_enable_reset_and_role_go_through_the_core_services(client, egre
     with db.transaction(egress.url) as s:
         assert s.execute(select(Account.role).where(Account.username == "sue")).scalar_one() == Role.admin
     assert [a for a, *_ in _events(egress, "user.disable")] == ["ada"]
+    for action in ("disable", "reset-mfa"):  # an admin does not lock themselves out from the page
+        r = client.post(f"{P}/people/ada/{action}", headers=ADA)
+        assert r.status_code == 400 and "your own account" in r.text
+    r = client.post(P + "/people/ada/role", data={"role": "researcher"}, headers=ADA)
+    assert r.status_code == 400 and "your own account" in r.text
     assert _events(egress, "user.role")[-1][2] == {"from": "steward", "to": "admin"}
 
 

@@ -622,7 +622,7 @@ class AdminSection(Configurable):
         help="Serve the admin pages through the hub (admins only, behind the hub's login with MFA). "
         "false leaves the `enclave` command as the only way to administer.",
     ).tag(config=True)
-    port = Integer(8095, help="Loopback port of the admin pages service (the hub's proxy publishes it).").tag(config=True)
+    port = Integer(8097, help="Loopback port of the admin pages service (the hub's proxy publishes it).").tag(config=True)
 
     @validate("port")
     def _valid_port(self, proposal):
@@ -776,6 +776,7 @@ class Settings:
             except TraitError as exc:
                 raise SettingsError(f"{source}: [{name}] {exc}") from None
         self._cross_section_defaults(source)
+        self._distinct_ports(source)
         base = base_dir or Path.cwd()
         state = Path(self.enclave.state_dir).expanduser()
         self.state_dir: Path = (state if state.is_absolute() else base / state).resolve()
@@ -789,6 +790,22 @@ class Settings:
             raise SettingsError(f"{source}: [spawner] {exc}") from None
         if warning:
             self.warnings.append(warning)
+
+    REMOTE_PORTS = {("mail", "smtp_port")}  # ports the enclave connects to, not ones it listens on
+
+    def _distinct_ports(self, source: str) -> None:
+        """Two parts of the enclave cannot listen on one port: refuse such settings at load, naming both
+        keys (else a service would fail to start and take the hub down with it)."""
+        seen: dict[int, str] = {}
+        for name in SECTIONS:
+            section = getattr(self, name)
+            for key in sorted(type(section).class_own_traits(config=True)):
+                if (key == "port" or key.endswith("_port")) and (name, key) not in self.REMOTE_PORTS:
+                    port = getattr(section, key)
+                    if port in seen:
+                        raise SettingsError(f"{source}: [{name}] {key} = {port} is also {seen[port]}; "
+                                            "every listening port must be different")
+                    seen[port] = f"[{name}] {key}"
 
     @property
     def database_url(self) -> str:

@@ -71,3 +71,14 @@ def test_readme_documents_every_key_as_declared():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert readme == settings.with_docs_table(readme), "run `enclave settings docs --readme README.md`"
+
+
+def test_two_listening_ports_alike_are_refused_at_load():
+    """The defaults are all different, and a file giving one port twice is refused with both keys named
+    (a service that cannot bind its port would stop the hub at start)."""
+    from enclave.settings import Settings, SettingsError
+
+    Settings()  # the defaults load
+    with pytest.raises(SettingsError, match=r"\[admin\] port = 8095 is also \[guard\] proxy_port"):
+        Settings({"admin": {"port": 8095}})
+    Settings({"mail": {"smtp_port": 8000}})  # a port the enclave connects to may be anything

@@ -2,6 +2,8 @@
 
     hub_client.py login-page BASE_URL
         the login page answers over HTTPS and asks for a password and the TOTP code
+    hub_client.py public-register BASE_URL
+        the public transparency register answers without login, with its signed copy
     hub_client.py spawn BASE_URL USERNAME PASSWORD TOTP_SECRET PROJECT
         log in with password + TOTP, start the project's notebook server, wait until it is ready
 
@@ -38,6 +40,23 @@ def login_page(base: str) -> dict:
     return {"status": r.status_code, "hsts": r.headers.get("Strict-Transport-Security", "")}
 
 
+def public_register(base: str) -> dict:
+    http = requests.Session()
+    http.trust_env = False
+    r = None
+    for _ in range(30):  # the hub starts its managed services one after the other
+        r = http.get(f"{base}/services/transparency/", verify=False, timeout=30)
+        if r.status_code == 200:
+            break
+        time.sleep(2)
+    if r.status_code != 200 or "Transparency register" not in r.text:
+        fail(f"GET /services/transparency/ answered {r.status_code}")
+    signed = http.get(f"{base}/services/transparency/register.json", verify=False, timeout=30).json()
+    if signed.get("signature", {}).get("alg") != "Ed25519":
+        fail("the register's JSON copy is not signed")
+    return {"status": r.status_code, "projects": len(signed["register"]["projects"])}
+
+
 def spawn(base: str, username: str, password: str, secret: str, project: str) -> dict:
     http = requests.Session()
     http.verify = False
@@ -70,5 +89,10 @@ def spawn(base: str, username: str, password: str, secret: str, project: str) ->
 
 if __name__ == "__main__":
     cmd, base, *rest = sys.argv[1:]
-    result = login_page(base) if cmd == "login-page" else spawn(base.rstrip("/"), *rest)
+    if cmd == "login-page":
+        result = login_page(base)
+    elif cmd == "public-register":
+        result = public_register(base.rstrip("/"))
+    else:
+        result = spawn(base.rstrip("/"), *rest)
     print(json.dumps(result))

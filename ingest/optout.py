@@ -253,8 +253,8 @@ class ImportFilter:
     """Drops objecting people's records from an import's batches (raw identifiers, before pseudonyms)."""
 
     def __init__(self, settings: Settings, session, id_columns: list[str]):
-        self.columns = {c: kind_of(settings, c) for c in id_columns}
-        self.columns = {c: k for c, k in self.columns.items() if k}
+        kinds = {c: kind_of(settings, c) for c in id_columns}
+        self.columns = {c: k for c, k in kinds.items() if k}
         self.seen = active_digests(session, self.columns.values())
         self.sets = {c: pa.array(sorted(self.seen[k]), pa.binary()) for c, k in self.columns.items()}
         self.key = site_key(settings.state_dir) if self.columns else b""

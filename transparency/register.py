@@ -45,6 +45,7 @@ def _kind(path: str) -> str:
 def build(session, settings: Settings) -> dict:
     """The register as of now (one read transaction)."""
     t = settings.transparency
+    every = projects.list_all(session)
     names: dict[int, list[str]] = {}
     if t.datasets:
         for project_id, name in session.execute(select(Dataset.project_id, Dataset.name).order_by(Dataset.name)):
@@ -55,13 +56,13 @@ def build(session, settings: Settings) -> dict:
             "project": p.slug, "title": p.title, "purpose": p.purpose, "sponsor": p.sponsor,
             "approval": p.approval, "start": _day(p.start_date), "end": _day(p.end_date), "status": p.status.value,
             **({"datasets": names.get(p.id, [])} if t.datasets else {}),
-        } for p in projects.list_all(session)],
+        } for p in every],
     }
     if t.releases:
         register["releases"] = releases(session)
     if t.optout_totals:
         totals = optout.totals(session)
-        thresholds = {p.slug: p.min_cell_count for p in projects.list_all(session)}
+        thresholds = {p.slug: p.min_cell_count for p in every}
         register["optout"] = {
             "objections": optout.shown(totals.objections, DEFAULT_MIN_CELL_COUNT),
             "records_removed": {slug: optout.shown(n, thresholds.get(slug, DEFAULT_MIN_CELL_COUNT))

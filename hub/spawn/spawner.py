@@ -51,6 +51,8 @@ class ProjectSpawner(DockerSpawner):
         "declared once there with its default and help; set by `configure`.",
     )
     memory_probe = Any(None, help="Seam for admission control (hub.spawn.admission.MemoryProbe).")
+    _stop_called = False  # did this stop reach the container (else it had ended on its own)
+
     @property
     def section(self):
         """This site's [spawner] settings."""
@@ -318,12 +320,20 @@ class ProjectSpawner(DockerSpawner):
             value = await value
         return self._render_templates(value or {})
 
-    async def stop(self, now=False):
-        await super().stop(now=now)
+    def run_post_stop_hook(self):
+        """Release the guard and record the stop on every stop. JupyterHub calls `stop()` only when
+        `poll()` finds the container alive; this hook runs also when it died on its own (out of memory,
+        killed, its node gone), so its meters are freed and its last count is still recorded."""
         if self.name:
             if self.enclave_settings.guard.enabled:
                 self._release_guard()
-            self._audit("notebook.stop", {})
+            self._audit("notebook.stop", {} if self._stop_called else {"ended_on_its_own": True})
+        self._stop_called = False
+        return super().run_post_stop_hook()
+
+    async def stop(self, now=False):
+        self._stop_called = True
+        await super().stop(now=now)
 
 
 def check_start(session, settings, account, project, username: str) -> None:

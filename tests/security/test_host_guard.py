@@ -16,8 +16,9 @@ import time
 import pytest
 
 from enclave import audit, db, notify
-from enclave.models import AuditEvent, DailyVolume
+from enclave.models import AuditEvent, DailyVolume, GuardedServer
 
+from hub.guard.meter import Meter
 from tests.support import channels
 from tests.support.kernel import run_cell
 from tests.support.smtp import SMTPServer
@@ -84,6 +85,30 @@ def test_every_channel_is_bounded_to_the_burst_then_the_sustained_rate(guarded, 
     with db.transaction(enclave_env.db_url) as s:
         row = s.query(DailyVolume).filter_by(username=ann.username, project=alpha).one()
         assert row.bytes == final[0]["today_bytes"] >= sum(got.values())
+
+
+def test_a_server_that_dies_on_its_own_is_still_counted_and_released(guarded, enclave_env):
+    """Out of memory, killed, its node gone: the hub never calls stop() on a dead container, yet the
+    last count is recorded and the kernel meters are taken away."""
+    site = guarded
+    ann = site.user("ann")
+    alpha = site.project("a", members=[ann])
+    with site.hub() as hub:
+        http = site.login(hub, ann)
+        site.start_server(hub, http, ann, alpha)
+        server, xsrf = channels.open_server(hub, http, ann, alpha)
+        assert "made" in run_cell(server, http, "python3", MAKE_FILES, xsrf)
+        assert Meter(site.guard["nft_table"], "").read(), "the server was not under guard"
+        site.container(ann, alpha).kill()
+        site.stop_server(hub, http, ann, alpha)
+        assert Meter(site.guard["nft_table"], "").read() == {}, "the dead server's meters stayed"
+    [stop] = _events(enclave_env, "notebook.stop")
+    assert stop["ended_on_its_own"] is True
+    final = [e for e in _events(enclave_env, "notebook.egress_volume") if e["final"]]
+    assert [(e["_target"], e["user"]) for e in final] == [(alpha, ann.username)]
+    assert final[0]["today_bytes"] > 0
+    with db.transaction(enclave_env.db_url) as s:
+        assert s.query(GuardedServer).count() == 0
 
 
 def test_the_daily_cap_stops_the_server_until_a_steward_raises_it(guarded, enclave_env, cli):

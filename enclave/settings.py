@@ -660,6 +660,21 @@ class TransparencySection(Configurable):
         return _between(proposal, 1, 65535)
 
 
+class SwarmSection(Configurable):
+    """[swarm]: notebook servers across a Docker Swarm (see docs/scale-out.md)."""
+
+    check_timeout_seconds = Float(
+        90.0, help="How long `enclave swarm check` waits for one node's probe (it may have to start the "
+        "image there first) before refusing the node.",
+    ).tag(config=True)
+
+    @validate("check_timeout_seconds")
+    def _positive(self, proposal):
+        if proposal["value"] <= 0:
+            raise TraitError("check_timeout_seconds must be more than 0")
+        return proposal["value"]
+
+
 class ImagesSection(Configurable):
     """[images]: the researcher notebook image and how it is built (no registry, no PyPI at build)."""
 
@@ -742,6 +757,7 @@ SECTIONS: dict[str, type[Configurable]] = {
     "admin": AdminSection,
     "optout": OptoutSection,
     "transparency": TransparencySection,
+    "swarm": SwarmSection,
 }
 
 

@@ -21,6 +21,7 @@ from enclave.cli import (
     packages,
     projects,
     setup,
+    swarm,
     transparency,
     users,
     volumes,
@@ -30,7 +31,7 @@ from enclave.settings import SettingsError
 
 # Modules that add sub-commands, in the order they appear in --help. This package is the top layer:
 # it may import every part (hub, egress_review, ingest); nothing imports it back (see .importlinter).
-COMMAND_MODULES = [setup, users, mfa, projects, volumes, audit, demo, firewall, check, egress, ingest, optout, images, packages, transparency]
+COMMAND_MODULES = [setup, users, mfa, projects, volumes, audit, demo, firewall, check, egress, ingest, optout, images, packages, transparency, swarm]
 
 
 def build_parser() -> argparse.ArgumentParser:

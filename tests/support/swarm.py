@@ -1,0 +1,108 @@
+"""A Docker Swarm of the test's own: each node a privileged container running Debian's dockerd
+(tests/support/swarm_node/Dockerfile), on a network the test creates, with the daemon.json the test
+gives it. The host talks to each node's engine through its socket, in a folder of the test's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+HERE = Path(__file__).resolve().parent / "swarm_node"
+SECCOMP = Path(__file__).resolve().parents[2] / "hub" / "spawn" / "seccomp.json"
+NODE_SECCOMP = "/etc/docker/enclave-seccomp.json"
+HARDENED = {"no-new-privileges": True, "seccomp-profile": NODE_SECCOMP}
+
+
+def node_image(client: docker.DockerClient) -> str:
+    """The node image, built when its Dockerfile changed (tagged by its content)."""
+    tag = "enclave-swarm-node:" + hashlib.sha1((HERE / "Dockerfile").read_bytes()).hexdigest()[:12]
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        client.images.get("enclave-base:bookworm")  # built by `make test` before any test (images/base)
+        client.images.build(path=str(HERE), tag=tag, pull=False, rm=True)
+    return tag
+
+
+@dataclass
+class Node:
+    name: str
+    box: object  # the container
+    client: docker.DockerClient
+    ip: str
+    url: str  # its engine's socket, for DOCKER_HOST
+
+
+class SwarmLab:
+    def __init__(self, client: docker.DockerClient, folder: Path):
+        self.docker, self.folder = client, folder
+        self.token = secrets.token_hex(3)
+        self.image = node_image(client)
+        self.net = client.networks.create(f"encsw{self.token}", driver="bridge")
+        self.nodes: list[Node] = []
+        self.boxes, self.volumes = [], []
+
+    def node(self, name: str, daemon: dict) -> Node:
+        """Start one node whose daemon reads `daemon` as its daemon.json."""
+        home = self.folder / name
+        (home / "run").mkdir(parents=True)
+        (home / "daemon.json").write_text(json.dumps(daemon))
+        volume = self.docker.volumes.create(f"encsw{self.token}-{name}")
+        self.volumes.append(volume)
+        box = self.docker.containers.run(
+            self.image, detach=True, name=f"encsw{self.token}-{name}", hostname=name, network=self.net.name,
+            # as the molecule hosts: every capability this kernel grants (not SYS_RESOURCE), no seccomp
+            # filter of the host's, the host's cgroups writable
+            cap_add=["ALL"], cap_drop=["SYS_RESOURCE"], security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+            cgroupns="host", tmpfs={"/run": "", "/run/lock": ""},
+            volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},str(home / "run"): {"bind": "/run/node", "mode": "rw"},
+                     str(home / "daemon.json"): {"bind": "/etc/docker/daemon.json", "mode": "ro"},
+                     str(SECCOMP): {"bind": NODE_SECCOMP, "mode": "ro"},
+                     volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
+        )
+        url = f"unix://{home / 'run' / 'docker.sock'}"
+        self.boxes.append(box)
+        client = docker.DockerClient(base_url=url, version="1.41", timeout=120)  # 1.41: Debian's 20.10
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.ping()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                box.reload()
+                if box.status != "running" or time.monotonic() > deadline:
+                    raise RuntimeError(f"node {name}'s dockerd did not start: {box.logs()[-2000:]!r}") from None
+                time.sleep(0.3)
+        box.reload()
+        node = Node(name, box, client, box.attrs["NetworkSettings"]["Networks"][self.net.name]["IPAddress"], url)
+        self.nodes.append(node)
+        return node
+
+    def init(self, manager: Node) -> None:
+        manager.client.swarm.init(advertise_addr=manager.ip, listen_addr=f"{manager.ip}:2377")
+
+    def join(self, worker: Node, manager: Node) -> None:
+        token = manager.client.swarm.attrs["JoinTokens"]["Worker"]
+        worker.client.swarm.join(remote_addrs=[f"{manager.ip}:2377"], join_token=token,
+                                 advertise_addr=worker.ip, listen_addr=f"{worker.ip}:2377")
+
+    def load(self, node: Node, image: str) -> None:
+        """What an operator does without a registry: `docker save | docker load`."""
+        data = b"".join(self.docker.images.get(image).save(named=True))
+        node.client.images.load(data)
+
+    def cleanup(self) -> None:
+        for box in self.boxes:
+            try:
+                box.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        for volume in self.volumes:
+            volume.remove(force=True)
+        self.net.remove()

@@ -1,0 +1,113 @@
+"""A notebook server as a Swarm service: the single-host invariants (hub.spawn.hardening.Policy) in
+the form a service takes, written last over whatever configuration merged in, checked, then checked
+again on the container the node created.
+
+Differences from one host, each closed elsewhere:
+- no-new-privileges and the seccomp profile cannot be set per service on Docker 20.10 (moby#41371):
+  the node's daemon applies them, and only nodes seen doing so are eligible (`hub.swarm.nodes`,
+  whose label every service is constrained to);
+- tmpfs mounts take no owner in a service: `/home/jovyan` and `/tmp` are mode 1777 (every process
+  in the container is the notebook user anyway);
+- a dead task is not restarted elsewhere (`RestartPolicy: none`): the hub reports the server stopped
+  and the person starts it again, through the same checks as any start.
+"""
+
+from __future__ import annotations
+
+from enclave import units
+
+from hub.spawn.hardening import DATA_MOUNT, WORK_MOUNT, Policy
+from hub.swarm.nodes import PLACEMENT
+
+# ContainerSpec keys that would open a door; removed whatever the configuration says.
+FORBIDDEN_CONTAINER_KEYS = ("CapabilityAdd", "Privileges", "Hosts", "Groups", "Configs", "Secrets",
+                            "Isolation", "Init", "Ulimits")
+
+
+def _tmpfs_bytes(options: str) -> int:
+    size = dict(o.split("=", 1) for o in options.split(",") if "=" in o).get("size", "64m")
+    return units.parse_bytes(size)
+
+
+def mounts(policy: Policy) -> list[dict]:
+    return [
+        {"Type": "bind", "Source": policy.data_dir, "Target": DATA_MOUNT, "ReadOnly": True},
+        {"Type": "bind", "Source": policy.workspace, "Target": WORK_MOUNT, "ReadOnly": False},
+        *({"Type": "tmpfs", "Target": path, "TmpfsOptions": {"SizeBytes": _tmpfs_bytes(opts), "Mode": 0o1777}}
+          for path, opts in sorted(policy.tmpfs.items())),
+    ]
+
+
+def _wanted(policy: Policy) -> dict:
+    """The TaskTemplate keys the invariants own, with their values."""
+    container = {
+        "User": policy.user,
+        "ReadOnly": True,
+        "CapabilityDrop": ["ALL"],
+        "Mounts": mounts(policy),
+        "Sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"} if policy.ipv6_kernel else {},
+    }
+    resources = {
+        "Limits": {"MemoryBytes": policy.mem_limit, "NanoCPUs": policy.nano_cpus, "Pids": policy.pids_limit},
+        "Reservations": {"MemoryBytes": policy.mem_limit, "NanoCPUs": policy.nano_cpus},
+    }
+    return {"ContainerSpec": container, "Resources": resources, "RestartPolicy": {"Condition": "none"},
+            "Networks": [{"Target": policy.network}]}
+
+
+def harden(task: dict, policy: Policy) -> None:
+    """Write the invariants over a (merged) TaskTemplate, in place; placement keeps its other
+    constraints and always gains the verified-node one."""
+    wanted = _wanted(policy)
+    container = task.setdefault("ContainerSpec", {})
+    for key in FORBIDDEN_CONTAINER_KEYS:
+        container.pop(key, None)
+    container.update(wanted["ContainerSpec"])
+    task["Resources"], task["RestartPolicy"], task["Networks"] = (
+        wanted["Resources"], wanted["RestartPolicy"], wanted["Networks"])
+    placement = task.setdefault("Placement", {})
+    placement["Constraints"] = sorted({*(placement.get("Constraints") or []), PLACEMENT})
+
+
+def violations(task: dict, policy: Policy) -> list[str]:
+    """What in the final TaskTemplate breaks an invariant (empty list: nothing)."""
+    wanted, found = _wanted(policy), []
+    container = task.get("ContainerSpec") or {}
+    for key, value in wanted["ContainerSpec"].items():
+        if container.get(key) != value:
+            found.append(f"ContainerSpec[{key!r}] is {container.get(key)!r}, must be {value!r}")
+    found += [f"ContainerSpec[{key!r}] is set" for key in FORBIDDEN_CONTAINER_KEYS if container.get(key)]
+    for key in ("Resources", "RestartPolicy", "Networks"):
+        if task.get(key) != wanted[key]:
+            found.append(f"{key} is {task.get(key)!r}, must be {wanted[key]!r}")
+    if PLACEMENT not in ((task.get("Placement") or {}).get("Constraints") or []):
+        found.append(f"Placement lacks the constraint {PLACEMENT}")
+    return found
+
+
+def container_violations(info: dict, policy: Policy) -> list[str]:
+    """Check the container a node created for the service (`docker inspect` on that node)."""
+    hc, cfg = info.get("HostConfig") or {}, info.get("Config") or {}
+    found = []
+
+    def want(label, actual, expected):
+        if actual != expected:
+            found.append(f"{label} is {actual!r}, must be {expected!r}")
+
+    want("Config.User", cfg.get("User"), policy.user)
+    want("HostConfig.ReadonlyRootfs", hc.get("ReadonlyRootfs"), True)
+    want("HostConfig.Privileged", hc.get("Privileged"), False)
+    want("HostConfig.CapDrop", [c.upper().removeprefix("CAP_") for c in hc.get("CapDrop") or []], ["ALL"])
+    want("HostConfig.CapAdd", hc.get("CapAdd") or [], [])
+    want("HostConfig.PidsLimit", hc.get("PidsLimit"), policy.pids_limit)
+    want("HostConfig.Memory", hc.get("Memory"), policy.mem_limit)
+    want("HostConfig.NanoCpus", hc.get("NanoCpus"), policy.nano_cpus)
+    want("HostConfig.Devices", hc.get("Devices") or [], [])
+    for ns in ("PidMode", "UTSMode", "UsernsMode", "Cgroup"):
+        want(f"HostConfig.{ns}", hc.get(ns) or "", "")
+    want("HostConfig.IpcMode", hc.get("IpcMode"), "private")
+    binds = sorted((m.get("Type"), m.get("Source"), m.get("Destination"), bool(m.get("RW")))
+                   for m in info.get("Mounts") or [] if m.get("Type") != "tmpfs")
+    want("Mounts", binds, sorted([("bind", policy.data_dir, DATA_MOUNT, False),
+                                  ("bind", policy.workspace, WORK_MOUNT, True)]))
+    return found

@@ -89,8 +89,9 @@ def check_node(client: docker.DockerClient, node, image: str, timeout: float) ->
             time.sleep(0.5)
         state = task["Status"] if task else {}
         if state.get("State") not in DONE_STATES:
-            result.problems.append(f"the probe did not run within {timeout:g} s "
-                                   f"(state {state.get('State', 'none')}: {state.get('Err') or state.get('Message', '')})")
+            why = state.get("Err") or state.get("Message", "")
+            result.problems.append(
+                f"the probe did not run within {timeout:g} s (state {state.get('State', 'none')}: {why})")
         elif state.get("State") in ("rejected", "orphaned"):
             result.problems.append(f"the probe could not run: {state.get('Err') or state.get('Message')}")
         else:

@@ -19,15 +19,32 @@ NODE_SECCOMP = "/etc/docker/enclave-seccomp.json"
 HARDENED = {"no-new-privileges": True, "seccomp-profile": NODE_SECCOMP}
 
 
-def node_image(client: docker.DockerClient) -> str:
-    """The node image, built when its Dockerfile changed (tagged by its content)."""
-    tag = "enclave-swarm-node:" + hashlib.sha1((HERE / "Dockerfile").read_bytes()).hexdigest()[:12]
+GATEWAY = Path(__file__).resolve().parents[2] / "images" / "gateway"
+
+
+def _built(client: docker.DockerClient, name: str, folder: Path, dockerfile: str, **buildargs) -> str:
+    """`name:<hash of the Dockerfile and its arguments>`, built when missing."""
+    text = (folder / dockerfile).read_bytes() + repr(sorted(buildargs.items())).encode()
+    tag = f"{name}:{hashlib.sha1(text).hexdigest()[:12]}"
     try:
         client.images.get(tag)
     except docker.errors.ImageNotFound:
         client.images.get("enclave-base:bookworm")  # built by `make test` before any test (images/base)
-        client.images.build(path=str(HERE), tag=tag, pull=False, rm=True)
+        client.images.build(path=str(folder), dockerfile=dockerfile, tag=tag, pull=False, rm=True,
+                            buildargs=buildargs or None)
     return tag
+
+
+def node_image(client: docker.DockerClient) -> str:
+    return _built(client, "enclave-swarm-node", HERE, "Dockerfile")
+
+
+def gateway_image(client: docker.DockerClient) -> str:
+    return _built(client, "enclave-gateway", GATEWAY, "Dockerfile")
+
+
+def tools_image(client: docker.DockerClient) -> str:
+    return _built(client, "enclave-swarm-tools", HERE, "tools.Dockerfile", GATEWAY_IMAGE=gateway_image(client))
 
 
 @dataclass
@@ -61,7 +78,8 @@ class SwarmLab:
             # filter of the host's, the host's cgroups writable
             cap_add=["ALL"], cap_drop=["SYS_RESOURCE"], security_opt=["seccomp=unconfined", "apparmor=unconfined"],
             cgroupns="host", tmpfs={"/run": "", "/run/lock": ""},
-            volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},str(home / "run"): {"bind": "/run/node", "mode": "rw"},
+            volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+                     str(home / "run"): {"bind": "/run/node", "mode": "rw"},
                      str(home / "daemon.json"): {"bind": "/etc/docker/daemon.json", "mode": "ro"},
                      str(SECCOMP): {"bind": NODE_SECCOMP, "mode": "ro"},
                      volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
@@ -96,6 +114,19 @@ class SwarmLab:
         """What an operator does without a registry: `docker save | docker load`."""
         data = b"".join(self.docker.images.get(image).save(named=True))
         node.client.images.load(data)
+
+    def write(self, node: Node, path: str, text: str) -> None:
+        """Put a file on a node (its host's file system), as an operator's tool would."""
+        import io
+        import tarfile
+
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            info = tarfile.TarInfo(Path(path).name)
+            info.size, info.mode = len(text.encode()), 0o644
+            tar.addfile(info, io.BytesIO(text.encode()))
+        node.box.exec_run(["mkdir", "-p", str(Path(path).parent)])
+        node.box.put_archive(str(Path(path).parent), data.getvalue())
 
     def cleanup(self) -> None:
         for box in self.boxes:

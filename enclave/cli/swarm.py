@@ -11,7 +11,7 @@ from enclave import audit, db
 from enclave.cli.context import load
 from enclave.cli.util import actor
 
-from hub.swarm import nodes
+from hub.swarm import gateway, nodes
 
 
 def register(sub) -> None:
@@ -38,4 +38,5 @@ def _check(args) -> int:
         print(f"{r.hostname}: verified" if r.verified else f"{r.hostname}: REFUSED")
         for problem in r.problems:
             print(f"  - {problem}")
+    print(gateway.overlay_encryption()[1])
     return 0 if all(r.verified for r in results) else 1

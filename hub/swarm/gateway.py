@@ -19,8 +19,11 @@ the nodes and the hub crosses the hub's host, where the guard's meters and the f
 
 from __future__ import annotations
 
+import gzip
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 HUB_ALIAS = "hub"  # the gateway's name on every server network
 NOTEBOOK_PORT = 8888
@@ -34,6 +37,27 @@ class Route:
     key: str  # the server's opaque key (its guard key)
     service: str  # the service's name, resolved on its own network
     port: int
+
+
+def overlay_encryption(config_gz: Path = Path("/proc/config.gz")) -> tuple[bool, str]:
+    """Can Docker encrypt overlay traffic here (`--opt encrypted` needs IPsec ESP in the kernel)?
+    Returns (possible, a sentence for the operator). Unknown counts as not possible."""
+    try:
+        with gzip.open(config_gz, "rt") as f:
+            config = f.read()
+    except OSError:
+        return False, ("overlay encryption: unknown (no /proc/config.gz): servers' networks are not encrypted "
+                       "between nodes; keep the nodes on a private network")
+    setting = re.search(r"^CONFIG_INET_ESP=([ym])$", config, re.M)
+    if setting and (setting.group(1) == "y" or _module_present("esp4")):
+        return True, "overlay encryption: on (the kernel has IPsec ESP)"
+    return False, ("overlay encryption: NOT available (the kernel has no IPsec ESP): traffic between nodes "
+                   "is not encrypted by Docker; keep the nodes on a private network or a VPN")
+
+
+def _module_present(name: str) -> bool:
+    root = Path("/lib/modules") / os.uname().release
+    return any(root.rglob(f"{name}.ko*")) if root.is_dir() else False
 
 
 def server_network_options(key: str, encrypted: bool) -> dict:

@@ -57,6 +57,7 @@ def test_only_the_nodes_that_harden_their_containers_are_labelled_for_notebooks(
     assert "manager: verified" in out and "worker: verified" in out
     assert "plain: REFUSED" in out
     assert "no-new-privileges is not set" in out and "allows ptrace" in out
+    assert gateway.overlay_encryption()[1] in out  # said at every check (no IPsec ESP on these machines)
     hosts = _by_host(lab)
     assert _labels(hosts["manager"]).get(nodes.LABEL) == "yes" == _labels(hosts["worker"]).get(nodes.LABEL)
     assert nodes.LABEL not in _labels(hosts["plain"])

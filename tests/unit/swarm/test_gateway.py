@@ -28,3 +28,19 @@ def test_a_server_network_is_internal_and_encrypted_when_asked():
     plain = gateway.server_network_options("k", encrypted=False)
     assert plain["driver"] == "overlay" and plain["internal"] is True and plain["options"] == {}
     assert gateway.server_network_options("k", encrypted=True)["options"] == {"encrypted": ""}
+
+
+def test_overlay_encryption_is_offered_only_where_the_kernel_has_ipsec_esp(tmp_path):
+    import gzip
+
+    def config(text):
+        path = tmp_path / "config.gz"
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+        return path
+
+    assert gateway.overlay_encryption(config("CONFIG_XFRM=y\nCONFIG_INET_ESP=y\n"))[0] is True
+    possible, said = gateway.overlay_encryption(config("CONFIG_XFRM=y\n# CONFIG_INET_ESP is not set\n"))
+    assert possible is False and "NOT available" in said and "not encrypted" in said
+    possible, said = gateway.overlay_encryption(tmp_path / "missing.gz")
+    assert possible is False and "unknown" in said

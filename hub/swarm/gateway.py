@@ -48,7 +48,7 @@ def overlay_encryption(config_gz: Path = Path("/proc/config.gz")) -> tuple[bool,
     except OSError:
         return False, ("overlay encryption: unknown (no /proc/config.gz): servers' networks are not encrypted "
                        "between nodes; keep the nodes on a private network")
-    setting = re.search(r"^CONFIG_INET_ESP=([ym])$", config, re.M)
+    setting = re.search(r"^CONFIG_INET_ESP=([ym])$", config, re.MULTILINE)
     if setting and (setting.group(1) == "y" or _module_present("esp4")):
         return True, "overlay encryption: on (the kernel has IPsec ESP)"
     return False, ("overlay encryption: NOT available (the kernel has no IPsec ESP): traffic between nodes "

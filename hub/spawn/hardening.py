@@ -105,8 +105,12 @@ def violations(create_kwargs: dict, host_config: dict, policy: Policy) -> list[s
     return found
 
 
-def inspect_violations(info: dict, policy: Policy) -> list[str]:
-    """Check what Docker created (`docker inspect`), independently of what we asked for."""
+def inspect_violations(info: dict, policy: Policy, *, on_swarm_node: bool = False) -> list[str]:
+    """Check what Docker created (`docker inspect`), independently of what we asked for.
+
+    `on_swarm_node`: the container of a Swarm service (hub.swarm.service). There no-new-privileges and
+    the seccomp profile come from the node's daemon (verified by hub.swarm.nodes, not visible here),
+    tmpfs folders are mounts, the network is the service's and the task is removed by Swarm."""
     hc, cfg = info.get("HostConfig") or {}, info.get("Config") or {}
     found = []
 
@@ -119,22 +123,25 @@ def inspect_violations(info: dict, policy: Policy) -> list[str]:
     want("HostConfig.Privileged", hc.get("Privileged"), False)
     want("HostConfig.CapDrop", [c.upper().removeprefix("CAP_") for c in hc.get("CapDrop") or []], ["ALL"])
     want("HostConfig.CapAdd", hc.get("CapAdd") or [], [])
-    if hc.get("SecurityOpt") != policy.security_opt:  # (the profile is long: name the part that differs)
-        given = [o if not o.startswith("seccomp=") or o == policy.seccomp_opt else "seccomp=<another profile>"
-                 for o in hc.get("SecurityOpt") or []]
-        found.append(f"HostConfig.SecurityOpt is {given!r}, must be no-new-privileges and the enclave's seccomp profile")
-    want("HostConfig.NetworkMode", hc.get("NetworkMode"), policy.network)
+    if not on_swarm_node:
+        if hc.get("SecurityOpt") != policy.security_opt:  # (the profile is long: name the part that differs)
+            given = [o if not o.startswith("seccomp=") or o == policy.seccomp_opt else "seccomp=<another profile>"
+                     for o in hc.get("SecurityOpt") or []]
+            found.append(f"HostConfig.SecurityOpt is {given!r}, must be no-new-privileges and the enclave's "
+                         "seccomp profile")
+        want("HostConfig.NetworkMode", hc.get("NetworkMode"), policy.network)
+        want("HostConfig.AutoRemove", hc.get("AutoRemove"), True)
+        want("HostConfig.Tmpfs", hc.get("Tmpfs") or {}, dict(policy.tmpfs))
     want("HostConfig.PidsLimit", hc.get("PidsLimit"), policy.pids_limit)
     want("HostConfig.Memory", hc.get("Memory"), policy.mem_limit)
     want("HostConfig.NanoCpus", hc.get("NanoCpus"), policy.nano_cpus)
     want("HostConfig.Devices", hc.get("Devices") or [], [])
-    want("HostConfig.AutoRemove", hc.get("AutoRemove"), True)
     for ns in ("PidMode", "UTSMode", "UsernsMode", "Cgroup"):
         want(f"HostConfig.{ns}", hc.get(ns) or "", "")
     want("HostConfig.IpcMode", hc.get("IpcMode"), "private")
-    want("HostConfig.Tmpfs", hc.get("Tmpfs") or {}, dict(policy.tmpfs))
     mounts = sorted(
         (m.get("Type"), m.get("Source"), m.get("Destination"), bool(m.get("RW"))) for m in info.get("Mounts") or []
+        if not (on_swarm_node and m.get("Type") == "tmpfs" and m.get("Destination") in policy.tmpfs)
     )
     expected = sorted([
         ("bind", policy.data_dir, DATA_MOUNT, False),

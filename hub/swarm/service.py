@@ -1,6 +1,6 @@
 """A notebook server as a Swarm service: the single-host invariants (hub.spawn.hardening.Policy) in
 the form a service takes, written last over whatever configuration merged in, checked, then checked
-again on the container the node created.
+again on the container the node created (hub.spawn.hardening.inspect_violations, `on_swarm_node`).
 
 Differences from one host, each closed elsewhere:
 - no-new-privileges and the seccomp profile cannot be set per service on Docker 20.10 (moby#41371):
@@ -82,32 +82,4 @@ def violations(task: dict, policy: Policy) -> list[str]:
             found.append(f"{key} is {task.get(key)!r}, must be {wanted[key]!r}")
     if PLACEMENT not in ((task.get("Placement") or {}).get("Constraints") or []):
         found.append(f"Placement lacks the constraint {PLACEMENT}")
-    return found
-
-
-def container_violations(info: dict, policy: Policy) -> list[str]:
-    """Check the container a node created for the service (`docker inspect` on that node)."""
-    hc, cfg = info.get("HostConfig") or {}, info.get("Config") or {}
-    found = []
-
-    def want(label, actual, expected):
-        if actual != expected:
-            found.append(f"{label} is {actual!r}, must be {expected!r}")
-
-    want("Config.User", cfg.get("User"), policy.user)
-    want("HostConfig.ReadonlyRootfs", hc.get("ReadonlyRootfs"), True)
-    want("HostConfig.Privileged", hc.get("Privileged"), False)
-    want("HostConfig.CapDrop", [c.upper().removeprefix("CAP_") for c in hc.get("CapDrop") or []], ["ALL"])
-    want("HostConfig.CapAdd", hc.get("CapAdd") or [], [])
-    want("HostConfig.PidsLimit", hc.get("PidsLimit"), policy.pids_limit)
-    want("HostConfig.Memory", hc.get("Memory"), policy.mem_limit)
-    want("HostConfig.NanoCpus", hc.get("NanoCpus"), policy.nano_cpus)
-    want("HostConfig.Devices", hc.get("Devices") or [], [])
-    for ns in ("PidMode", "UTSMode", "UsernsMode", "Cgroup"):
-        want(f"HostConfig.{ns}", hc.get(ns) or "", "")
-    want("HostConfig.IpcMode", hc.get("IpcMode"), "private")
-    binds = sorted((m.get("Type"), m.get("Source"), m.get("Destination"), bool(m.get("RW")))
-                   for m in info.get("Mounts") or [] if m.get("Type") != "tmpfs")
-    want("Mounts", binds, sorted([("bind", policy.data_dir, DATA_MOUNT, False),
-                                  ("bind", policy.workspace, WORK_MOUNT, True)]))
     return found

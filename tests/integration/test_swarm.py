@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from hub.spawn.hardening import Policy, tmpfs_options
+from hub.spawn.hardening import Policy, inspect_violations, tmpfs_options
 from hub.swarm import gateway, nodes, service
 from tests.support.swarm import HARDENED, SwarmLab, gateway_image, tools_image
 
@@ -91,7 +91,7 @@ def test_notebook_services_land_only_on_verified_nodes_and_run_hardened_there(la
     by_name = {n.name: n for n in lab.nodes}
     for host, container_id in placed.values():
         box = by_name[host].client.containers.get(container_id)
-        assert service.container_violations(box.attrs, policy) == [], (host, box.attrs["HostConfig"])
+        assert inspect_violations(box.attrs, policy, on_swarm_node=True) == [], (host, box.attrs["HostConfig"])
         out = box.exec_run(["sh", "-c", INSIDE]).output.decode()
         assert "NoNewPrivs:\t1" in out and "Seccomp:\t2" in out and "\n1000\n" in out, out
         assert "Read-only file system" in out and "wrote" in out and out.rstrip().endswith("1,2"), out

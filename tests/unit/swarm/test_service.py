@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from hub.spawn.hardening import Policy, tmpfs_options
+from hub.spawn.hardening import Policy, inspect_violations, tmpfs_options
 from hub.swarm import nodes, service
 
 POLICY = Policy(data_dir="/srv/enclave/data/p1", workspace="/srv/enclave/work/p1/ann", network="enc-p1",
@@ -73,10 +73,15 @@ def test_the_container_on_the_node_is_checked_on_its_own():
                        "Memory": 4 << 30, "NanoCpus": 2 * 10**9, "IpcMode": "private"},
         "Mounts": [{"Type": "bind", "Source": "/srv/enclave/data/p1", "Destination": "/data", "RW": False},
                    {"Type": "bind", "Source": "/srv/enclave/work/p1/ann", "Destination": "/home/jovyan/work",
-                    "RW": True}],
+                    "RW": True},
+                   {"Type": "tmpfs", "Source": "", "Destination": "/tmp", "RW": True}],
     }
-    assert service.container_violations(info, POLICY) == []
+    assert inspect_violations(info, POLICY, on_swarm_node=True) == []
+    assert inspect_violations(info, POLICY)  # on one host the same container is refused (no security opts)
+    info["Mounts"].append({"Type": "tmpfs", "Source": "", "Destination": "/data2", "RW": True})
+    assert [v[:6] for v in inspect_violations(info, POLICY, on_swarm_node=True)] == ["Mounts"]
+    info["Mounts"].pop()
     info["Mounts"][0]["RW"] = True
     info["HostConfig"]["CapAdd"] = ["SYS_PTRACE"]
-    found = service.container_violations(info, POLICY)
+    found = inspect_violations(info, POLICY, on_swarm_node=True)
     assert len(found) == 2 and "CapAdd" in found[0] and "Mounts" in found[1]

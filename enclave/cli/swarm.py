@@ -24,9 +24,12 @@ def register(sub) -> None:
 
 def _check(args) -> int:
     s = load(args)
-    client = docker.from_env()
+    client, image = docker.from_env(), args.image or s.spawner.image
     try:
-        results = nodes.verify_all(client, args.image or s.spawner.image, s.swarm.check_timeout_seconds)
+        results = nodes.verify_all(client, image, s.swarm.check_timeout_seconds)
+    except docker.errors.ImageNotFound:
+        print(f"enclave: error: the manager does not hold the image {image} (`enclave image ensure`, or load it)")
+        return 2
     except docker.errors.APIError as exc:
         print(f"enclave: error: the engine cannot run the check (is it a swarm manager?): {exc.explanation}")
         return 2

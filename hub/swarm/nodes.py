@@ -92,6 +92,9 @@ def check_node(client: docker.DockerClient, node, image: str, timeout: float) ->
             why = state.get("Err") or state.get("Message", "")
             result.problems.append(
                 f"the probe did not run within {timeout:g} s (state {state.get('State', 'none')}: {why})")
+        elif "No such image" in (state.get("Err") or ""):
+            result.problems.append(f"the node does not hold the image {image[:19]}… as the manager does: load the "
+                                   "manager's copy there (`docker save` | `docker load`)")
         elif state.get("State") in ("rejected", "orphaned"):
             result.problems.append(f"the probe could not run: {state.get('Err') or state.get('Message')}")
         else:
@@ -103,7 +106,11 @@ def check_node(client: docker.DockerClient, node, image: str, timeout: float) ->
 
 
 def verify_all(client: docker.DockerClient, image: str, timeout: float = 90) -> list[NodeCheck]:
-    """Check every node and label it: `yes` for a ready node that passed; none for the rest."""
+    """Check every node and label it: `yes` for a ready node that passed; none for the rest.
+
+    The probe runs `image` by the ID it has on the manager, so a node passes only if it holds the
+    same bytes (there is no registry to pin a digest against; the ID is the hash of the image)."""
+    image_id = client.images.get(image).id  # ImageNotFound: the manager must hold it first
     for stale in client.services.list(filters={"label": "org.enclave.nodecheck"}):
         stale.remove()  # a check cut short earlier
     results = []
@@ -113,7 +120,7 @@ def verify_all(client: docker.DockerClient, image: str, timeout: float = 90) -> 
             check = NodeCheck(node.id, node.attrs["Description"]["Hostname"],
                               [f"node is {status.get('State')} and {spec.get('Availability')}"])
         else:
-            check = check_node(client, node, image, timeout)
+            check = check_node(client, node, image_id, timeout)
         _label(node, check.verified)
         results.append(check)
     return results

@@ -64,6 +64,23 @@ def test_only_the_nodes_that_harden_their_containers_are_labelled_for_notebooks(
     assert lab.nodes[0].client.services.list() == []  # the probes are gone
 
 
+def test_a_node_without_the_managers_image_bytes_is_refused_whatever_its_name_says(lab, cli, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", lab.nodes[0].url)
+    worker = next(n for n in lab.nodes if n.name == "worker")
+    original = lab.docker.images.get(PROBE_IMAGE).id
+    worker.client.images.remove(original, force=True)
+    worker.client.images.get(tools_image(lab.docker)).tag(*PROBE_IMAGE.split(":"))  # other bytes, same name
+    code, out, err = cli("swarm", "check", "--image", PROBE_IMAGE)
+    assert code == 1 and "worker: REFUSED" in out and "does not hold the image" in out, out + err
+    assert "manager: verified" in out
+    assert nodes.LABEL not in _labels(_by_host(lab)["worker"])
+    lab.load(worker, PROBE_IMAGE)  # the operator loads the manager's copy: the worker passes again
+    code, out, err = cli("swarm", "check", "--image", PROBE_IMAGE)
+    assert "worker: verified" in out, out + err
+    code, out, err = cli("swarm", "check", "--image", "enclave-nowhere:1")
+    assert code == 2 and "the manager does not hold the image enclave-nowhere:1" in out, out + err
+
+
 def test_notebook_services_land_only_on_verified_nodes_and_run_hardened_there(lab):
     client = lab.nodes[0].client
     nodes.verify_all(client, PROBE_IMAGE)

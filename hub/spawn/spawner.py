@@ -52,6 +52,7 @@ class ProjectSpawner(DockerSpawner):
     )
     memory_probe = Any(None, help="Seam for admission control (hub.spawn.admission.MemoryProbe).")
     _stop_called = False  # did this stop reach the container (else it had ended on its own)
+    _start_recorded = False  # notebook.start recorded, no notebook.stop yet (kept in the spawner's state)
 
     @property
     def section(self):
@@ -176,6 +177,7 @@ class ProjectSpawner(DockerSpawner):
         ip, port = await super().start()
         reached_at = self._put_under_guard(ip, facts) if self.enclave_settings.guard.enabled else (ip, port)
         await self._wait_answering(ip, port)
+        self._start_recorded = True
         self._audit("notebook.start", {"image": self.image, "mem_limit": self.mem_limit, "cpu_limit": self.cpu_limit,
                                        "guarded": self.enclave_settings.guard.enabled})
         return reached_at
@@ -327,9 +329,20 @@ class ProjectSpawner(DockerSpawner):
         if self.name:
             if self.enclave_settings.guard.enabled:
                 self._release_guard()
-            self._audit("notebook.stop", {} if self._stop_called else {"ended_on_its_own": True})
-        self._stop_called = False
+            if self._stop_called or self._start_recorded:  # (a refused start never ran: no stop to record)
+                self._audit("notebook.stop", {} if self._stop_called else {"ended_on_its_own": True})
+        self._stop_called = self._start_recorded = False
         return super().run_post_stop_hook()
+
+    def get_state(self):
+        state = super().get_state()
+        if self._start_recorded:
+            state["start_recorded"] = True
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self._start_recorded = bool(state.get("start_recorded"))
 
     async def stop(self, now=False):
         self._stop_called = True

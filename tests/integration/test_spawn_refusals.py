@@ -71,6 +71,8 @@ def test_refusals_show_why(site, enclave_env):
         reasons = [json.loads(e.detail)["reason"] for e in s.query(AuditEvent).filter_by(action="notebook.refused")]
     assert {"not_member", "project_suspended", "project_expired", "project_not_started",
             "memory_reserve", "no_project"} <= set(reasons)
+    with db.transaction(enclave_env.db_url) as s:  # nothing refused had run, so no stop is recorded
+        assert s.query(AuditEvent).filter_by(action="notebook.stop").count() == 0
 
 
 def test_a_fault_on_the_host_is_refused_the_same_way_and_audited(site, enclave_env):

@@ -669,10 +669,8 @@ class SwarmSection(Configurable):
     ).tag(config=True)
 
     @validate("check_timeout_seconds")
-    def _positive(self, proposal):
-        if proposal["value"] <= 0:
-            raise TraitError("check_timeout_seconds must be more than 0")
-        return proposal["value"]
+    def _valid_timeout(self, proposal):
+        return _between(proposal, 1, 3600)
 
 
 class ImagesSection(Configurable):

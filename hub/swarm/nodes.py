@@ -105,7 +105,7 @@ def check_node(client: docker.DockerClient, node, image: str, timeout: float) ->
     return result
 
 
-def verify_all(client: docker.DockerClient, image: str, timeout: float = 90) -> list[NodeCheck]:
+def verify_all(client: docker.DockerClient, image: str, timeout: float) -> list[NodeCheck]:
     """Check every node and label it: `yes` for a ready node that passed; none for the rest.
 
     The probe runs `image` by the ID it has on the manager, so a node passes only if it holds the

@@ -1,7 +1,10 @@
 """Notebook servers on a Docker Swarm go only to nodes seen to harden their containers, and run there
 as hardened as on one host. A real three-node swarm of dockerd containers (tests/support/swarm.py):
 a manager and a worker whose daemons set no-new-privileges and the enclave's seccomp profile, and a
-"plain" worker on Docker's defaults."""
+"plain" worker on Docker's defaults.
+
+The tests share one swarm (it takes a minute to build) and run in file order: the later ones stop
+the worker."""
 
 from __future__ import annotations
 
@@ -10,11 +13,14 @@ import time
 
 import pytest
 
+from enclave.settings import Settings
+
 from hub.spawn.hardening import Policy, inspect_violations, tmpfs_options
 from hub.swarm import gateway, nodes, service
 from tests.support.swarm import HARDENED, SwarmLab, gateway_image, tools_image
 
 PROBE_IMAGE = "enclave-base:bookworm"  # has sh, sed and perl, as the notebook image has
+CHECK_SECONDS = Settings().swarm.check_timeout_seconds  # what `enclave swarm check` waits by default
 DATA, WORK = "/srv/enclave/data/p1", "/srv/enclave/work/p1/ann"
 PREPARE = f"mkdir -p {DATA} {WORK} && echo 1,2 > {DATA}/t.csv && chown 1000:100 {WORK}"  # a node's storage
 INSIDE = ("grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; id -u; "
@@ -83,7 +89,7 @@ def test_a_node_without_the_managers_image_bytes_is_refused_whatever_its_name_sa
 
 def test_notebook_services_land_only_on_verified_nodes_and_run_hardened_there(lab):
     client = lab.nodes[0].client
-    nodes.verify_all(client, PROBE_IMAGE)
+    nodes.verify_all(client, PROBE_IMAGE, CHECK_SECONDS)
     client.networks.create("enc-p1", driver="overlay", internal=True, attachable=True)
     policy = Policy(data_dir=DATA, workspace=WORK, network="enc-p1", mem_limit=128 << 20, nano_cpus=5 * 10**8,
                     pids_limit=64, tmpfs={p: tmpfs_options(p, "16m") for p in ("/tmp", "/home/jovyan")})
@@ -145,7 +151,7 @@ def test_a_server_on_another_node_reaches_the_hub_through_the_gateway_and_nothin
 
     manager = lab.nodes[0]
     client, tools = manager.client, tools_image(lab.docker)
-    nodes.verify_all(client, PROBE_IMAGE)
+    nodes.verify_all(client, PROBE_IMAGE, CHECK_SECONDS)
     # the hub's host: a bridge of the enclave's, the hub API (a stand-in) on its address
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=GATEWAY_NET, gateway=HUB_IP)])
     client.networks.create("encgw", driver="bridge", internal=True, ipam=ipam)

@@ -43,6 +43,16 @@ def _events(env, action: str) -> list[dict]:
                 for e in s.query(AuditEvent).filter_by(action=action).order_by(AuditEvent.seq)]
 
 
+def _serving_files(site, hub, user, slug) -> tuple:
+    """The person logs in, starts the project's server and opens it; a cell writes the files the
+    tests then try to copy out. Returns the person's session, the server's URL and its XSRF token."""
+    http = site.login(hub, user)
+    site.start_server(hub, http, user, slug)
+    server, xsrf = channels.open_server(hub, http, user, slug)
+    assert "made" in run_cell(server, http, "python3", MAKE_FILES, xsrf)
+    return http, server, xsrf
+
+
 @pytest.fixture
 def guarded(site):
     site.guard.update(burst_mib=BURST // MIB, sustained_kib_per_s=RATE // 1024, daily_mib=1024,
@@ -55,10 +65,7 @@ def test_every_channel_is_bounded_to_the_burst_then_the_sustained_rate(guarded, 
     ann = site.user("ann")
     alpha = site.project("a", members=[ann])
     with site.hub() as hub:
-        http = site.login(hub, ann)
-        site.start_server(hub, http, ann, alpha)
-        server, xsrf = channels.open_server(hub, http, ann, alpha)  # ordinary use gets through
-        assert "made" in run_cell(server, http, "python3", MAKE_FILES, xsrf)
+        http, server, xsrf = _serving_files(site, hub, ann, alpha)  # ordinary use gets through
         pieces = [f"piece{i}.bin" for i in range(4)]
         got = {
             "contents API": channels.contents_api(server, http, xsrf, pieces, T),
@@ -94,10 +101,7 @@ def test_a_server_that_dies_on_its_own_is_still_counted_and_released(guarded, en
     ann = site.user("ann")
     alpha = site.project("a", members=[ann])
     with site.hub() as hub:
-        http = site.login(hub, ann)
-        site.start_server(hub, http, ann, alpha)
-        server, xsrf = channels.open_server(hub, http, ann, alpha)
-        assert "made" in run_cell(server, http, "python3", MAKE_FILES, xsrf)
+        http, _server, _xsrf = _serving_files(site, hub, ann, alpha)
         assert Meter(site.guard["nft_table"], "").read(), "the server was not under guard"
         site.container(ann, alpha).kill()
         site.stop_server(hub, http, ann, alpha)
@@ -121,10 +125,7 @@ def test_the_daily_cap_stops_the_server_until_a_steward_raises_it(guarded, encla
     smtp = SMTPServer()
     mail = {"mail": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "security": "none", "send_seconds": 1}}
     with smtp, site.hub(mail) as hub:
-        http = site.login(hub, ann)
-        site.start_server(hub, http, ann, alpha)
-        server, xsrf = channels.open_server(hub, http, ann, alpha)
-        assert "made" in run_cell(server, http, "python3", MAKE_FILES, xsrf)
+        http, server, xsrf = _serving_files(site, hub, ann, alpha)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and site.server_model(hub, http, ann, alpha) is not None:
             channels.contents_api(server, http, xsrf, ["piece0.bin"], 3)

@@ -5,8 +5,10 @@ gives it. The host talks to each node's engine through its socket, in a folder o
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import secrets
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,9 +119,6 @@ class SwarmLab:
 
     def write(self, node: Node, path: str, text: str) -> None:
         """Put a file on a node (its host's file system), as an operator's tool would."""
-        import io
-        import tarfile
-
         data = io.BytesIO()
         with tarfile.open(fileobj=data, mode="w") as tar:
             info = tarfile.TarInfo(Path(path).name)

@@ -663,6 +663,18 @@ class TransparencySection(Configurable):
 class SwarmSection(Configurable):
     """[swarm]: notebook servers across a Docker Swarm (see docs/scale-out.md)."""
 
+    enabled = Bool(
+        False,
+        help="Run notebook servers as services of the Docker Swarm the hub's host manages, on the nodes "
+        "`enclave swarm check` verified, each behind a gateway on the hub's host. Off: every server runs "
+        "on the hub's host. Security: every node must mount the same data (read-only) and workspaces at "
+        "the hub's paths, and hold the notebook and gateway images (docs/scale-out.md).",
+    ).tag(config=True)
+    gateway_image = Unicode(
+        "enclave-gateway:latest",
+        help="Image of the gateway each server gets on the hub's host (images/gateway: Debian's HAProxy).",
+    ).tag(config=True)
+
     check_timeout_seconds = Float(
         90.0, help="How long `enclave swarm check` waits for one node's probe (it may have to start the "
         "image there first) before refusing the node.",
@@ -671,6 +683,10 @@ class SwarmSection(Configurable):
     @validate("check_timeout_seconds")
     def _valid_timeout(self, proposal):
         return _between(proposal, 1, 3600)
+
+    @validate("gateway_image")
+    def _valid_gateway_image(self, proposal):
+        return _image_name_check("gateway_image", proposal["value"], required=True)
 
 
 class ImagesSection(Configurable):

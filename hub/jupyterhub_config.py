@@ -20,6 +20,7 @@ from hub.services import (
     transparency,
 )
 from hub.spawn import spawner
+from hub.swarm import spawner as swarm
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 
@@ -31,6 +32,7 @@ db.migrate(s.database_url)
 CONFIGURERS = [
     hubconfig,  # proxy, database, cookie secret, ports
     spawner,  # per-project notebook containers, hub API address, firewall, idle culler
+    swarm,  # [swarm] enabled: the servers as services on verified swarm nodes, each behind a gateway
     egress_guard,  # host guard: kernel meters, its HTTP proxy (HAProxy) and the service keeping the record
     authenticator,  # password + TOTP login, enrolment page
     egress,  # output review service at /services/egress/ (HubOAuth)

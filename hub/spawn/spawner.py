@@ -135,7 +135,7 @@ class ProjectSpawner(DockerSpawner):
             raise PermissionDenied("Notebooks run per project: open one of your projects from the home page.",
                                    reason="no_project")
         facts = self._project_facts()
-        admission.check_admission(facts["mem_limit"], self.section.memory_reserve, self.memory_probe)
+        admission.check_admission(self.host_memory_need(facts), self.section.memory_reserve, self.memory_probe)
         if self.image not in self.section.allowed_images:
             raise HostFault(f"image {self.image} is not on the allow-list; ask an administrator",
                             reason="image_not_allowed")
@@ -181,6 +181,10 @@ class ProjectSpawner(DockerSpawner):
         self._audit("notebook.start", {"image": self.image, "mem_limit": self.mem_limit, "cpu_limit": self.cpu_limit,
                                        "guarded": self.enclave_settings.guard.enabled})
         return reached_at
+
+    def host_memory_need(self, facts: dict):
+        """What this server takes of the hub host's memory: all of it here (hub.swarm.spawner: its gateway)."""
+        return facts["mem_limit"]
 
     def get_env(self):
         """The hub's variables, and where pip and R find the project's package index (hub.packages)."""

@@ -1,20 +1,23 @@
-"""The one path between the hub's host and notebook servers on other nodes of a swarm.
+"""The one path between the hub's host and a notebook server on another node of a swarm.
 
 The hub runs on its host, not in a container, so it has no leg on an overlay network. Each notebook
-server gets an overlay network of its own (`server_network`): internal, so no route out, and with two
-members only, the server and the project gateway. The gateway is a HAProxy container on the manager
-(images/gateway), also on a bridge of the hub's host whose name carries the enclave's prefix, so the
-host firewall treats it like a project bridge (hub.spawn.firewall). On every server network it is
-named `hub`, and it passes on:
+server gets an overlay network of its own (`server_network_options`): internal, so no route out, with
+two members, the server and its gateway. The gateway is a HAProxy container on the hub's host
+(images/gateway), also on the project's bridge there, where a server container sits on one host. On
+the server's network it is named `hub`, and it passes on:
 
-- from servers: the hub API (and the package index), to the hub's host on the bridge;
-- from the hub's host: one port per server, bound on the bridge address only, to that server's
-  notebook port, found by the service's name on the server's own network.
+- from the server: the hub API (and the package index) to the hub's host, as a container's own
+  connections on one host (the host firewall admits the hub's ports from project bridges);
+- from the hub's host: the notebook port (8888) to the server, found by its service name.
 
-How a researcher would get around it: a notebook reaches only its own network, where the gateway
-listens on the hub's ports alone; the per-server ports are bound on the bridge, for which a notebook
-has no route; another server, another node, the outside are on no network it has. Everything between
-the nodes and the hub crosses the hub's host, where the guard's meters and the firewall already are.
+So for the hub's host a gateway is what a server container is on one host: an address on the
+project bridge answering on 8888. The host guard meters, paces and caps it by that address, the
+guard's proxy routes to it, and the firewall treats it as a project container, all unchanged.
+
+How a researcher would get around it: the notebook reaches only its own network, where the gateway
+is the one other member and passes only the hub's ports (and its own notebook port back to itself);
+another server, another node and the outside are on no network it has. One gateway per server, so
+no two servers share a path, and everything between nodes and the hub crosses the hub's host.
 """
 
 from __future__ import annotations
@@ -22,21 +25,14 @@ from __future__ import annotations
 import gzip
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from hub.guard.meter import SERVER_PORT
+
 HUB_ALIAS = "hub"  # the gateway's name on every server network
-NOTEBOOK_PORT = 8888
+NOTEBOOK_PORT = SERVER_PORT  # what the server listens on and the gateway passes on
+GATEWAY_MEMORY = 64 << 20
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-@dataclass(frozen=True)
-class Route:
-    """One server behind the gateway: the hub's host reaches it on `port` of the bridge address."""
-
-    key: str  # the server's opaque key (its guard key)
-    service: str  # the service's name, resolved on its own network
-    port: int
 
 
 def overlay_encryption(config_gz: Path = Path("/proc/config.gz")) -> tuple[bool, str]:
@@ -67,9 +63,10 @@ def server_network_options(key: str, encrypted: bool) -> dict:
                 labels={"org.enclave.server": key})
 
 
-def haproxy_config(bridge_ip: str, hub_ip: str, forwarded_ports: list[int], routes: list[Route]) -> str:
-    """The gateway's whole configuration: the hub's ports toward the hub's host, and each route."""
-    for value in [bridge_ip, hub_ip, *(r.service for r in routes), *(r.key for r in routes)]:
+def haproxy_config(hub_ip: str, forwarded_ports: list[int], service: str) -> str:
+    """One gateway's whole configuration: the hub's ports toward the hub's host, and the notebook
+    port toward the server (by its service name, resolved on the server's own network)."""
+    for value in (hub_ip, service):
         if not _SAFE.match(value):
             raise ValueError(f"refusing an unsafe name in the gateway's configuration: {value!r}")
     lines = [
@@ -80,7 +77,13 @@ def haproxy_config(bridge_ip: str, hub_ip: str, forwarded_ports: list[int], rout
     ]
     for port in forwarded_ports:
         lines += [f"listen hub_{port}", f"    bind *:{port}", f"    server hub {hub_ip}:{port}", ""]
-    for r in sorted(routes, key=lambda r: r.port):
-        lines += [f"listen nb_{r.key}", f"    bind {bridge_ip}:{r.port}",
-                  f"    server nb {r.service}:{NOTEBOOK_PORT} resolvers docker init-addr none", ""]
+    lines += ["listen notebook", f"    bind *:{NOTEBOOK_PORT}",
+              f"    server nb {service}:{NOTEBOOK_PORT} resolvers docker init-addr none", ""]
     return "\n".join(lines)
+
+
+def host_config(bridge_network: str) -> dict:
+    """docker-py `create_host_config` arguments of a gateway: as locked down as a notebook container
+    (the HAProxy user, no capability, no new privileges, read-only root), small, on the project bridge."""
+    return dict(read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"], mem_limit=GATEWAY_MEMORY,
+                pids_limit=64, tmpfs={"/tmp": "size=4m,mode=1777"}, network_mode=bridge_network, init=False)

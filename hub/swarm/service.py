@@ -21,7 +21,7 @@ from hub.swarm.nodes import PLACEMENT
 
 # ContainerSpec keys that would open a door; removed whatever the configuration says.
 FORBIDDEN_CONTAINER_KEYS = ("CapabilityAdd", "Privileges", "Hosts", "Groups", "Configs", "Secrets",
-                            "Isolation", "Init", "Ulimits")
+                            "Init", "Ulimits")
 
 
 def _tmpfs_bytes(options: str) -> int:
@@ -32,14 +32,15 @@ def _tmpfs_bytes(options: str) -> int:
 def mounts(policy: Policy) -> list[dict]:
     return [
         {"Type": "bind", "Source": policy.data_dir, "Target": DATA_MOUNT, "ReadOnly": True},
-        {"Type": "bind", "Source": policy.workspace, "Target": WORK_MOUNT, "ReadOnly": False},
+        {"Type": "bind", "Source": policy.workspace, "Target": WORK_MOUNT},  # writable: no ReadOnly (as the API says it)
         *({"Type": "tmpfs", "Target": path, "TmpfsOptions": {"SizeBytes": _tmpfs_bytes(opts), "Mode": 0o1777}}
           for path, opts in sorted(policy.tmpfs.items())),
     ]
 
 
 def _wanted(policy: Policy) -> dict:
-    """The TaskTemplate keys the invariants own, with their values."""
+    """The TaskTemplate keys the invariants own, with their values, written as the manager returns
+    them in a dispatched task, so the same check serves the request and what the node was given."""
     container = {
         "User": policy.user,
         "ReadOnly": True,
@@ -51,7 +52,7 @@ def _wanted(policy: Policy) -> dict:
         "Limits": {"MemoryBytes": policy.mem_limit, "NanoCPUs": policy.nano_cpus, "Pids": policy.pids_limit},
         "Reservations": {"MemoryBytes": policy.mem_limit, "NanoCPUs": policy.nano_cpus},
     }
-    return {"ContainerSpec": container, "Resources": resources, "RestartPolicy": {"Condition": "none"},
+    return {"ContainerSpec": container, "Resources": resources, "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
             "Networks": [{"Target": policy.network}]}
 
 

@@ -17,7 +17,7 @@ from enclave.settings import Settings
 
 from hub.spawn.hardening import Policy, inspect_violations, tmpfs_options
 from hub.swarm import gateway, nodes, service
-from tests.support.swarm import HARDENED, SwarmLab, gateway_image, tools_image
+from tests.support.swarm import HARDENED, SwarmLab, tools_image
 
 PROBE_IMAGE = "enclave-base:bookworm"  # has sh, sed and perl, as the notebook image has
 CHECK_SECONDS = Settings().swarm.check_timeout_seconds  # what `enclave swarm check` waits by default
@@ -38,7 +38,7 @@ def lab(docker_client, tmp_path_factory):
         for node in lab.nodes:
             if node is not manager:
                 lab.join(node, manager)
-            for image in (PROBE_IMAGE, gateway_image(docker_client), tools_image(docker_client)):
+            for image in (PROBE_IMAGE, tools_image(docker_client)):
                 lab.load(node, image)
             made = node.box.exec_run(["sh", "-c", PREPARE])
             assert made.exit_code == 0, made.output
@@ -120,98 +120,6 @@ def test_notebook_services_land_only_on_verified_nodes_and_run_hardened_there(la
         assert "Read-only file system" in out and "wrote" in out and out.rstrip().endswith("1,2"), out
     for sid in names:
         client.api.remove_service(sid)
-
-
-REACH = """
-import socket, sys, urllib.request
-print("hub", urllib.request.urlopen("http://hub:8081/", timeout=5).read().decode().strip())
-for target in sys.argv[1:]:
-    host, port = target.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), 2).close()
-        print(target, "open")
-    except OSError as exc:
-        print(target, type(exc).__name__)
-"""
-GATEWAY_NET, GATEWAY_IP, HUB_IP = "10.231.0.0/24", "10.231.0.2", "10.231.0.1"
-
-
-def _running_task(client, name: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        running = [t for t in client.api.tasks(filters={"service": name}) if t["Status"]["State"] == "running"]
-        if running:
-            return running[0]
-        time.sleep(0.5)
-    raise AssertionError(f"{name} did not run: {client.api.tasks(filters={'service': name})}")
-
-
-def test_a_server_on_another_node_reaches_the_hub_through_the_gateway_and_nothing_else(lab):
-    import docker
-
-    manager = lab.nodes[0]
-    client, tools = manager.client, tools_image(lab.docker)
-    nodes.verify_all(client, PROBE_IMAGE, CHECK_SECONDS)
-    # the hub's host: a bridge of the enclave's, the hub API (a stand-in) on its address
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=GATEWAY_NET, gateway=HUB_IP)])
-    client.networks.create("encgw", driver="bridge", internal=True, ipam=ipam)
-    hub_api = ("mkdir -p /tmp/h && echo hub-api > /tmp/h/index.html && "
-               f"exec python3 -m http.server 8081 --bind {HUB_IP} --directory /tmp/h")
-    client.containers.run(tools, ["sh", "-c", hub_api], network_mode="host", detach=True, name="hubstandin")
-    # two servers, each alone on its own network with the gateway: a on the worker, b on the manager
-    ips = {}
-    for name, host in (("a", "worker"), ("b", "manager")):
-        client.networks.create(f"srv-{name}", **gateway.server_network_options(name, encrypted=False))
-        policy = Policy(data_dir=DATA, workspace=WORK, network=f"srv-{name}", mem_limit=128 << 20,
-                        nano_cpus=5 * 10**8, pids_limit=64,
-                        tmpfs={p: tmpfs_options(p, "16m") for p in ("/tmp", "/home/jovyan")})
-        task = {"ContainerSpec": {"Image": tools, "Args": ["sh", "-c", (
-                    f"echo notebook-{name} > /tmp/index.html && exec python3 -m http.server 8888 --directory /tmp")]},
-                "Placement": {"Constraints": [f"node.hostname=={host}"]}}
-        service.harden(task, policy)
-        client.api.create_service(task, name=f"nb-{name}", endpoint_spec={"Mode": "dnsrr"})
-        running = _running_task(client, f"nb-{name}")
-        ips[name] = running["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
-    routes = [gateway.Route("a", "nb-a", 9001), gateway.Route("b", "nb-b", 9002)]
-    lab.write(manager, "/etc/enclave-gateway/haproxy.cfg",
-              gateway.haproxy_config(GATEWAY_IP, HUB_IP, [8081], routes))
-    gw = client.containers.create(
-        gateway_image(lab.docker), name="gateway", read_only=True, cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        volumes={"/etc/enclave-gateway": {"bind": "/etc/enclave-gateway", "mode": "ro"}},
-        network="encgw", networking_config={"encgw": client.api.create_endpoint_config(ipv4_address=GATEWAY_IP)})
-    for name in ("a", "b"):
-        client.networks.get(f"srv-{name}").connect(gw, aliases=[gateway.HUB_ALIAS])
-    gw.start()
-    time.sleep(2)
-    gw.reload()
-    assert gw.status == "running", gw.logs()
-
-    # the hub's host reaches each server through its own port of the gateway
-    hub_side = ("import urllib.request as u\nfor p in (9001, 9002):\n"
-                f"    print(u.urlopen('http://{GATEWAY_IP}:%d/' % p, timeout=10).read().decode().strip())")
-    out = client.containers.run(tools, ["python3", "-c", hub_side], network_mode="host", remove=True).decode()
-    assert out.split() == ["notebook-a", "notebook-b"], out
-
-    # from server a (on the worker): the hub answers; b, the other nodes, the gateway's other ports,
-    # the hub's host directly and an outside server do not
-    worker = next(n for n in lab.nodes if n.name == "worker")
-    outside = worker.client.containers.run(tools, ["python3", "-m", "http.server", "8000"], detach=True,
-                                           name="outside", network="bridge")
-    outside.reload()
-    outside_ip = outside.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-    a_box = worker.client.containers.get(_running_task(client, "nb-a")["Status"]["ContainerStatus"]["ContainerID"])
-    targets = [f"{ips['b']}:8888", "nb-b:8888", f"{outside_ip}:8000", f"{manager.ip}:2377",
-               f"{lab.nodes[2].ip}:2377", f"{GATEWAY_IP}:9002", "hub:9002", f"{HUB_IP}:8081"]
-    out = a_box.exec_run(["python3", "-c", REACH, *targets]).output.decode()
-    lines = dict(line.split(" ", 1) for line in out.strip().splitlines())
-    assert lines.pop("hub") == "hub-api", out
-    assert set(lines) == set(targets) and "open" not in lines.values(), out
-    # the reverse: b's server answers the gateway (sanity: the refusals above are not a dead network)
-    b_box = client.containers.get(_running_task(client, "nb-b")["Status"]["ContainerStatus"]["ContainerID"])
-    assert "hub hub-api" in b_box.exec_run(["python3", "-c", REACH]).output.decode()
-    for name in ("a", "b"):
-        client.api.remove_service(f"nb-{name}")
 
 
 def test_a_label_set_by_hand_or_a_node_gone_loses_the_label(lab, cli, monkeypatch):

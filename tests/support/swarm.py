@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import secrets
+import subprocess
 import tarfile
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ HERE = Path(__file__).resolve().parent / "swarm_node"
 SECCOMP = Path(__file__).resolve().parents[2] / "hub" / "spawn" / "seccomp.json"
 NODE_SECCOMP = "/etc/docker/enclave-seccomp.json"
 HARDENED = {"no-new-privileges": True, "seccomp-profile": NODE_SECCOMP}
+TEST_SWARM = "org.enclave.test-swarm"  # label of a swarm a test made on this host
 
 
 GATEWAY = Path(__file__).resolve().parents[2] / "images" / "gateway"
@@ -66,9 +68,11 @@ class SwarmLab:
         self.net = client.networks.create(f"encsw{self.token}", driver="bridge")
         self.nodes: list[Node] = []
         self.boxes, self.volumes = [], []
+        self.host_manager, self.had_gwbridge = "", True
 
-    def node(self, name: str, daemon: dict) -> Node:
-        """Start one node whose daemon reads `daemon` as its daemon.json."""
+    def node(self, name: str, daemon: dict, shared: dict[str, str] | None = None) -> Node:
+        """Start one node whose daemon reads `daemon` as its daemon.json. `shared` maps folders of this
+        host to "ro"/"rw": the node sees them at the same paths, as it would an NFS mount."""
         home = self.folder / name
         (home / "run").mkdir(parents=True)
         (home / "daemon.json").write_text(json.dumps(daemon))
@@ -84,7 +88,8 @@ class SwarmLab:
                      str(home / "run"): {"bind": "/run/node", "mode": "rw"},
                      str(home / "daemon.json"): {"bind": "/etc/docker/daemon.json", "mode": "ro"},
                      str(SECCOMP): {"bind": NODE_SECCOMP, "mode": "ro"},
-                     volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
+                     volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
+                     **{path: {"bind": path, "mode": mode} for path, mode in (shared or {}).items()}},
         )
         url = f"unix://{home / 'run' / 'docker.sock'}"
         self.boxes.append(box)
@@ -107,15 +112,42 @@ class SwarmLab:
     def init(self, manager: Node) -> None:
         manager.client.swarm.init(advertise_addr=manager.ip, listen_addr=f"{manager.ip}:2377")
 
-    def join(self, worker: Node, manager: Node) -> None:
-        token = manager.client.swarm.attrs["JoinTokens"]["Worker"]
-        worker.client.swarm.join(remote_addrs=[f"{manager.ip}:2377"], join_token=token,
+    def init_host(self) -> str:
+        """Make this host's engine the swarm's manager, as the hub's host is in production, on the
+        test's network; returns its address there. The swarm is labelled as the test's, so a later
+        run may clear one a crashed run left, and never touches anybody else's swarm."""
+        if self.docker.info()["Swarm"]["LocalNodeState"] != "inactive":
+            self.docker.swarm.reload()
+            if (self.docker.swarm.attrs.get("Spec", {}).get("Labels") or {}).get(TEST_SWARM) != "yes":
+                raise RuntimeError("this host's Docker is in a swarm that is not a test's: the swarm tests "
+                                   "need a host in no swarm (docker swarm leave)")
+            self.docker.swarm.leave(force=True)
+        self.had_gwbridge = bool(self.docker.networks.list(names=["docker_gwbridge"]))
+        self.net.reload()
+        ip = self.net.attrs["IPAM"]["Config"][0]["Gateway"]
+        self.docker.swarm.init(advertise_addr=ip, listen_addr=f"{ip}:2377")
+        self.docker.swarm.reload()
+        spec = dict(self.docker.swarm.attrs["Spec"], Labels={TEST_SWARM: "yes"})
+        self.docker.api.update_swarm(version=self.docker.swarm.attrs["Version"]["Index"], swarm_spec=spec)
+        self.host_manager = ip
+        return ip
+
+    def join(self, worker: Node, manager: Node | None = None) -> None:
+        """Join `worker` to `manager`'s swarm (None: to this host's)."""
+        engine, address = (manager.client, manager.ip) if manager else (self.docker, self.host_manager)
+        engine.swarm.reload()
+        token = engine.swarm.attrs["JoinTokens"]["Worker"]
+        worker.client.swarm.join(remote_addrs=[f"{address}:2377"], join_token=token,
                                  advertise_addr=worker.ip, listen_addr=f"{worker.ip}:2377")
 
     def load(self, node: Node, image: str) -> None:
         """What an operator does without a registry: `docker save | docker load`."""
-        data = b"".join(self.docker.images.get(image).save(named=True))
-        node.client.images.load(data)
+        saved = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+        loaded = subprocess.run(["docker", "-H", node.url, "load", "-q"], check=False, stdin=saved.stdout, capture_output=True,
+                                text=True, timeout=600)
+        saved.stdout.close()
+        if saved.wait(timeout=60) != 0 or loaded.returncode != 0:
+            raise RuntimeError(f"could not load {image} on {node.name}: {loaded.stderr[-1000:]}")
 
     def write(self, node: Node, path: str, text: str) -> None:
         """Put a file on a node (its host's file system), as an operator's tool would."""
@@ -135,4 +167,9 @@ class SwarmLab:
                 pass
         for volume in self.volumes:
             volume.remove(force=True)
+        if self.host_manager:
+            self.docker.swarm.leave(force=True)
+            if not self.had_gwbridge:
+                for net in self.docker.networks.list(names=["docker_gwbridge"]):
+                    net.remove()
         self.net.remove()

@@ -1,4 +1,4 @@
-"""The gateway's configuration: the hub's ports on every network, each server's port on the bridge only."""
+"""A server's gateway: the hub's ports toward the hub's host, the notebook port toward its server."""
 
 from __future__ import annotations
 
@@ -7,21 +7,28 @@ import pytest
 from hub.swarm import gateway
 
 
-def test_server_ports_are_bound_on_the_bridge_address_and_the_hub_ports_everywhere():
-    text = gateway.haproxy_config("10.231.0.2", "10.231.0.1", [8081, 8093],
-                                  [gateway.Route("k2", "nb-two", 9002), gateway.Route("k1", "nb-one", 9001)])
+def test_the_gateway_passes_the_hubs_ports_to_the_hub_and_the_notebook_port_to_its_server():
+    text = gateway.haproxy_config("10.231.0.1", [8081, 8093], "enclave-0a1b")
     assert "    bind *:8081\n    server hub 10.231.0.1:8081" in text
     assert "    bind *:8093\n    server hub 10.231.0.1:8093" in text
-    assert text.index("listen nb_k1") < text.index("listen nb_k2")
-    assert "    bind 10.231.0.2:9001\n    server nb nb-one:8888 resolvers docker" in text
+    assert "    bind *:8888\n    server nb enclave-0a1b:8888 resolvers docker" in text
     binds = [line.split()[1] for line in text.splitlines() if line.strip().startswith("bind")]
-    assert binds == ["*:8081", "*:8093", "10.231.0.2:9001", "10.231.0.2:9002"]
+    assert binds == ["*:8081", "*:8093", "*:8888"]  # nothing else is passed on
 
 
 @pytest.mark.parametrize("bad", ["nb one", "nb\n    bind *:22", "x;y", ""])
 def test_a_name_that_could_change_the_configuration_is_refused(bad):
     with pytest.raises(ValueError, match="unsafe"):
-        gateway.haproxy_config("10.231.0.2", "10.231.0.1", [8081], [gateway.Route("k", bad, 9001)])
+        gateway.haproxy_config("10.231.0.1", [8081], bad)
+    with pytest.raises(ValueError, match="unsafe"):
+        gateway.haproxy_config(bad, [8081], "enclave-0a1b")
+
+
+def test_a_gateway_is_locked_down_like_a_notebook_container():
+    options = gateway.host_config("enclave-p1")
+    assert options["read_only"] and options["cap_drop"] == ["ALL"]
+    assert options["security_opt"] == ["no-new-privileges"] and options["network_mode"] == "enclave-p1"
+    assert options["mem_limit"] == gateway.GATEWAY_MEMORY and options["pids_limit"] == 64
 
 
 def test_a_server_network_is_internal_and_encrypted_when_asked():

@@ -38,13 +38,13 @@ def test_hardening_overwrites_every_door_a_merged_configuration_opens():
     assert not {"CapabilityAdd", "Privileges", "Init", "Hosts"} & set(spec)
     assert [(m["Type"], m.get("Source"), m["Target"], m.get("ReadOnly")) for m in spec["Mounts"]] == [
         ("bind", "/srv/enclave/data/p1", "/data", True),
-        ("bind", "/srv/enclave/work/p1/ann", "/home/jovyan/work", False),
+        ("bind", "/srv/enclave/work/p1/ann", "/home/jovyan/work", None),  # writable (the API leaves out False)
         ("tmpfs", None, "/home/jovyan", None), ("tmpfs", None, "/tmp", None)]
     assert spec["Mounts"][2]["TmpfsOptions"] == {"SizeBytes": 256 << 20, "Mode": 0o1777}
     assert task["Networks"] == [{"Target": "enc-p1"}]
     assert task["Resources"]["Limits"] == {"MemoryBytes": 4 << 30, "NanoCPUs": 2 * 10**9, "Pids": 512}
     assert task["Resources"]["Reservations"] == {"MemoryBytes": 4 << 30, "NanoCPUs": 2 * 10**9}
-    assert task["RestartPolicy"] == {"Condition": "none"}
+    assert task["RestartPolicy"] == {"Condition": "none", "MaxAttempts": 0}
     assert task["Placement"]["Constraints"] == sorted(["node.role==worker", nodes.PLACEMENT])
 
 

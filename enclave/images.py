@@ -36,6 +36,7 @@ from enclave.errors import EnclaveError
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "images" / "notebook"
+GATEWAY_DIR = REPO / "images" / "gateway"
 BASE_SCRIPT = REPO / "images" / "base" / "build-base.sh"
 CONSTRAINTS = REPO / "constraints.txt"
 LOCAL_BASE = "enclave-base:bookworm"
@@ -392,3 +393,23 @@ def status(settings, client=None) -> dict:
         "recorded": _read_records(settings).get("notebook"),
     }
     return info
+
+
+def ensure_gateway_image(settings, *, log: Log = _quiet, client=None) -> str:
+    """The swarm gateway's image ([swarm] gateway_image, images/gateway: Debian's HAProxy on the
+    base), built first when missing or when its Dockerfile or base changed. Cheap when current."""
+    client = client or _docker()
+    name = settings.swarm.gateway_image
+    base_id = ensure_base_image(settings, client, log)
+    digest = hashlib.sha256((GATEWAY_DIR / "Dockerfile").read_bytes() + base_id.encode()).hexdigest()
+    image = _image(client, name)
+    if image is not None and (image.attrs.get("Config", {}).get("Labels") or {}).get(INPUTS_LABEL) == digest:
+        return name
+    with _build_lock(name):
+        log(f"building {name} from {GATEWAY_DIR}")
+        try:
+            client.images.build(path=str(GATEWAY_DIR), tag=name, pull=False, rm=True, labels={INPUTS_LABEL: digest},
+                                buildargs={"BASE_IMAGE": base_image_name(settings)})
+        except Exception as exc:  # noqa: BLE001 - docker-py raises BuildError or APIError
+            raise ImageBuildError(f"could not build the gateway image {name}", detail=str(exc)[-2000:]) from None
+    return name

@@ -668,7 +668,8 @@ class SwarmSection(Configurable):
         help="Run notebook servers as services of the Docker Swarm the hub's host manages, on the nodes "
         "`enclave swarm check` verified, each behind a gateway on the hub's host. Off: every server runs "
         "on the hub's host. Security: every node must mount the same data (read-only) and workspaces at "
-        "the hub's paths, and hold the notebook and gateway images (docs/scale-out.md).",
+        "the hub's paths and hold the manager's notebook image; `enclave image ensure` builds the gateway "
+        "image here (docs/scale-out.md).",
     ).tag(config=True)
     gateway_image = Unicode(
         "enclave-gateway:latest",

@@ -20,7 +20,8 @@ def register(sub) -> None:
     b.add_argument("--quiet", "-q", action="store_true", help="print only the result")
     b.set_defaults(func=_build)
     e = s.add_parser(
-        "ensure", help="build the image only if it is missing or its inputs changed (what `make up` runs)"
+        "ensure", help="build the image only if it is missing or its inputs changed (what `make up` runs); "
+        "with [swarm] enabled, the gateway image too"
     )
     e.set_defaults(func=_ensure)
     st = s.add_parser("status", help="show the image, its ID, whether it matches today's inputs")
@@ -39,6 +40,8 @@ def _build(args) -> int:
 def _ensure(args) -> int:
     s = load(args, migrate=False)
     print(images.ensure_notebook_image(s, log=lambda line: print(line, flush=True)))
+    if s.swarm.enabled:  # each server's gateway runs on this host
+        print(images.ensure_gateway_image(s, log=lambda line: print(line, flush=True)))
     return 0
 
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from enclave import db
+from enclave import db, projects
 from enclave.models import AuditEvent, GuardedServer
 from enclave.settings import Settings
 
@@ -152,13 +152,44 @@ def test_two_projects_servers_land_on_different_workers_and_reach_the_hub_and_no
         "bob's server": (bob_task["NetworksAttachments"][0]["Addresses"][0].split("/")[0], 8888),
         "bob's server by name": (_service(site, "bob").name, 8888),
         "an outside server": (outside.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], 8000),
+        "its own node": (worker.ip, 2377),
         "the other worker": (next(n.ip for n in site.lab.nodes if n is not worker), 2377),
+        "the hub's public port through the gateway": ("hub", hub.port),
+        "the proxy's API through the gateway": ("hub", hub.proxy_api_port),
         "this host": (site.lab.host_manager, hub.api_port),
         "this host's swarm port": (site.lab.host_manager, 2377),
     }
     seen = {what: site.probe(box, host, port) for what, (host, port) in targets.items()}
     assert "open" not in seen.values(), seen
     outside.remove(force=True)
+
+
+def test_a_server_no_node_has_room_for_is_refused_with_a_message_and_leaves_nothing(site):
+    cyd = site.user("cyd")
+    big = site.project("big", members=[cyd])
+    with db.transaction(site.env.db_url) as session:
+        projects.set_container_limits(session, "test", big, mem_limit="4T")  # more than any worker has
+    http = site.login(site.the_hub, cyd)
+    r = site.request_start(site.the_hub, http, cyd, big)
+    said = r.text if r.status_code != 200 else _progress_failure(site.the_hub, http, cyd, big)
+    assert "No notebook node has room for this server now" in said, said[-1500:]
+    with db.transaction(site.env.db_url) as session:
+        [refused] = session.execute(select(AuditEvent).where(
+            AuditEvent.action == "notebook.refused", AuditEvent.actor == cyd.username)).scalars()
+    assert json.loads(refused.detail)["reason"] == "no_node"
+    assert site.server_model(site.the_hub, http, cyd, big) is None
+    assert not site.docker.services.list(filters={"label": f"org.enclave.project={big}"})
+    assert not site.docker.containers.list(all=True, filters={"label": f"org.enclave.project={big}"})
+
+
+def _progress_failure(hub, http, user, slug) -> str:
+    """The message the spawn-pending page shows when the start fails (the hub's progress stream)."""
+    url = f"{hub.url}/hub/api/users/{user.username}/servers/{slug}/progress"
+    with http.get(url, stream=True, timeout=120, headers={"Accept": "text/event-stream"}) as r:
+        for line in r.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:") and json.loads(line[5:]).get("failed"):
+                return json.loads(line[5:]).get("message", "")
+    return "the progress stream ended without a failure"
 
 
 def test_a_worker_that_goes_away_stops_its_servers_and_a_new_start_lands_on_another(site):

@@ -23,7 +23,6 @@ HARDENED = {"no-new-privileges": True, "seccomp-profile": NODE_SECCOMP}
 TEST_SWARM = "org.enclave.test-swarm"  # label of a swarm a test made on this host
 
 
-GATEWAY = Path(__file__).resolve().parents[2] / "images" / "gateway"
 
 
 def _built(client: docker.DockerClient, name: str, folder: Path, dockerfile: str, **buildargs) -> str:
@@ -44,7 +43,11 @@ def node_image(client: docker.DockerClient) -> str:
 
 
 def gateway_image(client: docker.DockerClient) -> str:
-    return _built(client, "enclave-gateway", GATEWAY, "Dockerfile")
+    """[swarm] gateway_image as `enclave image ensure` builds it (the default name)."""
+    from enclave.images import ensure_gateway_image
+    from enclave.settings import Settings
+
+    return ensure_gateway_image(Settings(), client=client)
 
 
 def tools_image(client: docker.DockerClient) -> str:

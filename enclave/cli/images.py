@@ -24,6 +24,9 @@ def register(sub) -> None:
         "with [swarm] enabled, the gateway image too"
     )
     e.set_defaults(func=_ensure)
+    g = s.add_parser("gateway", help="build the swarm gateway image ([swarm] gateway_image) if it is missing "
+                     "or its inputs changed")
+    g.set_defaults(func=_gateway)
     st = s.add_parser("status", help="show the image, its ID, whether it matches today's inputs")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=_status)
@@ -42,6 +45,12 @@ def _ensure(args) -> int:
     print(images.ensure_notebook_image(s, log=lambda line: print(line, flush=True)))
     if s.swarm.enabled:  # each server's gateway runs on this host
         print(images.ensure_gateway_image(s, log=lambda line: print(line, flush=True)))
+    return 0
+
+
+def _gateway(args) -> int:
+    s = load(args, migrate=False)
+    print(images.ensure_gateway_image(s, log=lambda line: print(line, flush=True)))
     return 0
 
 

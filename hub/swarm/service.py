@@ -50,7 +50,9 @@ def _wanted(policy: Policy) -> dict:
     }
     resources = {
         "Limits": {"MemoryBytes": policy.mem_limit, "NanoCPUs": policy.nano_cpus, "Pids": policy.pids_limit},
-        "Reservations": {"MemoryBytes": policy.mem_limit, "NanoCPUs": policy.nano_cpus},
+        # Memory cannot be shared: the scheduler places a server only where all of it is free. CPU is
+        # (notebooks idle most of the time, each capped by its limit), so it is not reserved.
+        "Reservations": {"MemoryBytes": policy.mem_limit},
     }
     return {"ContainerSpec": container, "Resources": resources, "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
             "Networks": [{"Target": policy.network}]}

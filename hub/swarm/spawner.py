@@ -34,6 +34,7 @@ from hub.guard.meter import SERVER_PORT
 from hub.spawn.spawner import ProjectSpawner
 from hub.swarm import gateway, service
 
+GATEWAY_ATTEMPTS = 3  # starts of a gateway whose overlay attachment timed out
 PLACEMENT_WAIT = 15  # seconds a task may wait for a node with room before the start is refused
 STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 
@@ -96,7 +97,17 @@ class SwarmProjectSpawner(ProjectSpawner, SwarmSpawner):
             host_config=self.client.create_host_config(**gateway.host_config(self.network_name)),
         )
         await self.docker("connect_container_to_network", box["Id"], server_network, aliases=[gateway.HUB_ALIAS])
-        await self.docker("start", box["Id"])
+        for attempt in range(GATEWAY_ATTEMPTS):
+            try:
+                await self.docker("start", box["Id"])
+                return
+            except docker.errors.APIError as exc:
+                # A busy manager (twenty starts at once on two cores) can time out attaching a container
+                # to an overlay network; the next attempt finds it ready.
+                if "attaching to network failed" not in str(exc) or attempt == GATEWAY_ATTEMPTS - 1:
+                    raise
+                self.log.warning("gateway of %s: %s; trying again", self.object_name, exc)
+                await asyncio.sleep(1 + attempt)
 
     async def start_object(self):
         """Wait until the server's task runs (short polls: SwarmSpawner backs off to 11 s), then check

@@ -1,5 +1,7 @@
 """The Ansible deployment, for real: `ansible-lint` at the production profile, then the molecule scenario
-ansible/molecule/default on two fresh Debian 12 containers booting systemd with Docker inside.
+ansible/molecule/default on two fresh Debian 12 containers booting systemd with Docker inside, and
+ansible/molecule/swarm (a hub's host managing a swarm of two workers: verify checks the nodes, their
+labels, the workers' daemon hardening and firewall).
 
 Steps (each timed, the table printed at the end): create -> converge -> idempotence (a second run
 changes nothing) -> side_effect (use, back up, restore on the second host, restart the first) ->
@@ -120,27 +122,30 @@ def test_ansible_lint_production_profile(controller_env, tmp_path):
     assert rc == 0, _tail(log)
 
 
-def test_molecule_scenario(controller_env, tmp_path, capsys):
-    log = tmp_path / "molecule.log"
+def _scenario(name: str, steps: list[str], controller_env, tmp_path, capsys) -> None:
+    """Run molecule's `steps` of scenario `name` (each timed), always destroy, leave nothing behind."""
+    log = tmp_path / f"molecule-{name}.log"
     molecule = str(BIN / "molecule")
+    # molecule's state of this scenario only (created/converged, inventory)
+    controller_env = dict(controller_env, MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "molecule-state"))
     timings: list[tuple[str, float]] = []
     failure = ""
     try:
-        for step in STEPS:
-            rc, seconds = _run([molecule, step], log, controller_env)
+        for step in steps:
+            rc, seconds = _run([molecule, step, "-s", name], log, controller_env)
             timings.append((step, seconds))
             if rc != 0:
-                failure = f"molecule {step} failed (log {log}):\n{_tail(log)}"
+                failure = f"molecule {step} -s {name} failed (log {log}):\n{_tail(log)}"
                 break
             if step == "idempotence":
                 # molecule's own check fails on any change; keep the recap as evidence.
                 recaps = re.findall(r"changed=(\d+)", log.read_text().rsplit("$ ", 1)[-1])
                 assert recaps and all(n == "0" for n in recaps), "second converge changed something"
     finally:
-        rc, seconds = _run([molecule, "destroy"], log, controller_env)
+        rc, seconds = _run([molecule, "destroy", "-s", name], log, controller_env)
         timings.append(("destroy", seconds))
         with capsys.disabled():
-            print(f"\nmolecule scenario timings (run {controller_env['ENCLAVE_MOLECULE_ID']}):")
+            print(f"\nmolecule scenario {name} timings (run {controller_env['ENCLAVE_MOLECULE_ID']}):")
             for step, secs in timings:
                 print(f"  {step:<12} {secs:7.1f} s")
             print(f"  {'total':<12} {sum(s for _, s in timings):7.1f} s")
@@ -150,3 +155,12 @@ def test_molecule_scenario(controller_env, tmp_path, capsys):
         capture_output=True, text=True,
     ).stdout.strip()
     assert not leftovers, f"containers left behind: {leftovers}"
+
+
+def test_molecule_scenario(controller_env, tmp_path, capsys):
+    _scenario("default", STEPS, controller_env, tmp_path, capsys)
+
+
+def test_molecule_swarm_scenario(controller_env, tmp_path, capsys):
+    """The hub's host as the swarm's manager and two workers: converge, idempotence, verify."""
+    _scenario("swarm", ["create", "prepare", "converge", "idempotence", "verify"], controller_env, tmp_path, capsys)

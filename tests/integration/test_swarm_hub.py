@@ -17,15 +17,12 @@ from sqlalchemy import select
 
 from enclave import db, projects
 from enclave.models import AuditEvent, GuardedServer
-from enclave.settings import Settings
 
 from hub.guard.meter import Meter
-from hub.swarm import nodes
 from tests.support.env import make_env
 from tests.support.spawn import SpawnSite, notebook_image
-from tests.support.swarm import HARDENED, SwarmLab, gateway_image
+from tests.support.swarm import SwarmLab, gateway_image
 
-CHECK_SECONDS = Settings().swarm.check_timeout_seconds
 INSIDE = ("grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; id -u; "
           "echo x > /data/cohort.csv; echo y > /home/jovyan/work/y && echo wrote")
 HUB_API = "import urllib.request as u, sys; print(u.urlopen(sys.argv[1], timeout=5).read().decode()[:200])"
@@ -33,24 +30,14 @@ HUB_API = "import urllib.request as u, sys; print(u.urlopen(sys.argv[1], timeout
 
 @pytest.fixture(scope="module")
 def swarm(docker_client, tmp_path_factory):
-    """An enclave folder whose data and workspaces the workers share, and the swarm."""
+    """An enclave folder, and the swarm: this host the manager, two workers sharing its folders."""
     env = make_env(tmp_path_factory.mktemp("swarmhub"))
-    data, workspaces = env.state_dir.parent / "data", env.state_dir / "workspaces"
-    for folder in (data, workspaces):
-        folder.mkdir(parents=True, mode=0o711)
     lab = SwarmLab(docker_client, tmp_path_factory.mktemp("swarmnodes"))
     previous = os.environ.get("ENCLAVE_CONFIG")
     os.environ["ENCLAVE_CONFIG"] = str(env.config)
     try:
-        lab.init_host()
         image = notebook_image(env.settings)
-        for name in ("w1", "w2"):
-            node = lab.node(name, {**HARDENED}, shared={str(data): "ro", str(workspaces): "rw"})
-            lab.join(node)
-            lab.load(node, image)
-        checks = nodes.verify_all(docker_client, image, CHECK_SECONDS)
-        verified = sorted(c.hostname for c in checks if c.verified)
-        assert verified == ["w1", "w2"], checks  # this host (no daemon-wide hardening) takes no notebooks
+        lab.workers_for(env, image)  # verified: the two workers, never this host (no daemon-wide hardening)
         yield env, lab, image
     finally:
         lab.cleanup()

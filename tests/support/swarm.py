@@ -176,3 +176,25 @@ class SwarmLab:
                 for net in self.docker.networks.list(names=["docker_gwbridge"]):
                     net.remove()
         self.net.remove()
+
+    def workers_for(self, env, image: str, names: tuple[str, ...] = ("w1", "w2")) -> list[Node]:
+        """This host as the manager, and hardened workers sharing `env`'s data (read-only) and
+        workspaces at the hub's paths, holding `image`, verified by the check (this host is not)."""
+        from hub.swarm import nodes
+
+        data, workspaces = Path(env.state_dir).parent / "data", Path(env.state_dir) / "workspaces"
+        for folder in (data, workspaces):
+            folder.mkdir(parents=True, mode=0o711, exist_ok=True)
+        self.init_host()
+        workers = []
+        for name in names:
+            node = self.node(name, {**HARDENED}, shared={str(data): "ro", str(workspaces): "rw"})
+            self.join(node)
+            self.load(node, image)
+            workers.append(node)
+        checks = nodes.verify_all(self.docker, image, env.settings.swarm.check_timeout_seconds)
+        verified = sorted(c.hostname for c in checks if c.verified)
+        if verified != sorted(names):
+            raise RuntimeError(f"the check verified {verified}, not the workers {sorted(names)}: {checks}")
+        return workers
+

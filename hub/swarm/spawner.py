@@ -77,25 +77,33 @@ class SwarmProjectSpawner(ProjectSpawner, SwarmSpawner):
             raise HostFault(f"The notebook image {self.image} is not on the swarm's manager; tell an administrator.",
                             reason="image_missing") from None
         task = {"ContainerSpec": {"Image": image_id, "Args": await self.get_command(), "Labels": self._labels(),
-                                  "Env": [f"{k}={v}" for k, v in self.get_env().items()]}}
+                                  "Env": [f"{k}={v}" for k, v in self.get_env().items()],
+                                  # Swarm holds a task in "starting" until the image's first health check
+                                  # (30 s in); the hub's own readiness check (every 50 ms) stands in for it.
+                                  "HealthCheck": {"Test": ["NONE"]}}}
         _deep_merge(task, await self._resolve(self.extra_task_spec))
         service.harden(task, self._policy)
         problems = service.violations(task, self._policy)
         if problems:  # cannot happen unless harden() is broken: fail closed
             raise HostFault("service configuration rejected: " + "; ".join(problems), reason="hardening_rejected")
-        created = await self.docker("create_service", task, name=self.object_name, labels=self._labels(),
-                                    endpoint_spec={"Mode": "dnsrr"})  # no IPVS needed, none here
+        # The gateway first: the server asks the hub for its version as soon as it starts, and gives
+        # up after five tries when `hub` does not answer.
         await self._start_gateway(hub_side, net["Id"])
-        return created
+        return await self.docker("create_service", task, name=self.object_name, labels=self._labels(),
+                                 endpoint_spec={"Mode": "dnsrr"})  # no IPVS needed, none here
 
     async def _start_gateway(self, hub_side: str, server_network: str) -> None:
         s = self.enclave_settings
         config = gateway.haproxy_config(hub_side, self._forwarded_ports(), self.object_name)
-        box = await self.docker(
-            "create_container", s.swarm.gateway_image, name=self.gateway_name, labels=self._labels(),
-            environment={"GATEWAY_CONFIG": config},
-            host_config=self.client.create_host_config(**gateway.host_config(self.network_name)),
-        )
+        try:
+            box = await self.docker(
+                "create_container", s.swarm.gateway_image, name=self.gateway_name, labels=self._labels(),
+                environment={"GATEWAY_CONFIG": config},
+                host_config=self.client.create_host_config(**gateway.host_config(self.network_name)),
+            )
+        except docker.errors.ImageNotFound:
+            raise HostFault(f"The gateway image {s.swarm.gateway_image} is not built on the hub's host "
+                            "(enclave image gateway); tell an administrator.", reason="gateway_missing") from None
         await self.docker("connect_container_to_network", box["Id"], server_network, aliases=[gateway.HUB_ALIAS])
         for attempt in range(GATEWAY_ATTEMPTS):
             try:

@@ -26,6 +26,7 @@ from pprint import pformat
 import docker.errors
 from dockerspawner import SwarmSpawner
 from dockerspawner.dockerspawner import _deep_merge
+from traitlets import Bool
 
 from enclave import network
 from enclave.errors import HostFault, Unavailable
@@ -41,6 +42,10 @@ STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", 
 
 class SwarmProjectSpawner(ProjectSpawner, SwarmSpawner):
     """ProjectSpawner whose notebook server is a Swarm service behind a gateway on the hub's host."""
+
+    # SwarmSpawner makes `remove` a plain True, so the hub's `c.ProjectSpawner.remove` warned at every
+    # start; a stopped server's service, gateway and network are always removed.
+    remove = Bool(True, config=True, help="Always true on a swarm: a stopped server leaves nothing behind.")
 
     @property
     def server_network(self) -> str:

@@ -52,12 +52,12 @@ def site(swarm, docker_client):
     env, lab, image = swarm
     site = SpawnSite(env, docker_client, image=image)
     ann, bob = site.user("ann"), site.user("bob")
-    projects = {"ann": site.project("a", members=[ann]), "bob": site.project("b", members=[bob])}
+    slugs = {"ann": site.project("a", members=[ann]), "bob": site.project("b", members=[bob])}
     hub = site.hub(settings={"swarm": {"enabled": True, "gateway_image": gateway_image(docker_client)}})
     try:
         with hub:
             site.people = {"ann": ann, "bob": bob}
-            site.projects, site.the_hub, site.lab = projects, hub, lab
+            site.projects, site.the_hub, site.lab = slugs, hub, lab
             site.sessions = {name: site.login(hub, person) for name, person in site.people.items()}
             yield site
     finally:
